@@ -1,0 +1,5 @@
+import sys
+
+from kdmark.cli import main
+
+sys.exit(main())

@@ -1,0 +1,71 @@
+"""Image loading with one-line errors: every supported file becomes an RGB uint8 (H, W, 3) array."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from kdmark.data.records import DatasetError, ImageRef
+
+__all__ = ["load_image", "image_size", "MAX_PIXELS"]
+
+MAX_PIXELS = 100_000_000
+"""Images above this many pixels are refused (a 20000 x 20000 photo would need 1.2 GB as RGB)."""
+
+
+def _to_rgb8(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit or float greyscale: stretch to 8 bits
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(arr[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"))
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise DatasetError(path, "image file is missing")
+    if path.stat().st_size == 0:
+        raise DatasetError(path, "image file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            if img.width * img.height > MAX_PIXELS:
+                raise DatasetError(path, f"image too large ({img.width} x {img.height} pixels)")
+            return img
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DatasetError(path, "image too large (PIL decompression-bomb limit)") from None
+    except DatasetError:
+        raise
+    except Exception as err:  # noqa: BLE001 - PIL raises many types for corrupt files
+        raise DatasetError(path, f"not a readable image ({type(err).__name__}: {err})") from None
+
+
+def load_image(ref: ImageRef) -> np.ndarray:
+    """Load an image as RGB uint8 (H, W, 3). Grey, RGBA, palette and 16-bit files are converted.
+
+    Raises:
+        DatasetError: missing, empty, truncated, corrupt or oversized files, as one line naming the file.
+    """
+    if callable(ref):
+        return ref()
+    path = Path(ref)
+    img = _open(path)
+    try:
+        img.load()
+        return _to_rgb8(img)
+    except Exception as err:  # noqa: BLE001
+        raise DatasetError(path, f"not a readable image ({type(err).__name__}: {err})") from None
+
+
+def image_size(ref: ImageRef) -> tuple[int, int]:
+    """(width, height) read from the file header, without decoding the pixels."""
+    if callable(ref):
+        h, w = ref().shape[:2]
+        return w, h
+    img = _open(Path(ref))
+    return img.width, img.height
