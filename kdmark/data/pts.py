@@ -86,6 +86,7 @@ def write_pts(path: str | Path, points: np.ndarray, version: str = "1") -> None:
     if not all(math.isfinite(v) for v in pts.ravel()):
         raise DatasetError(path, "refusing to write non-finite coordinates")
     body = "".join(f"{x:.6f} {y:.6f}\n" for x, y in pts)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(f"version: {version}\nn_points:  {len(pts)}\n{{\n{body}}}\n")
     os.replace(tmp, path)

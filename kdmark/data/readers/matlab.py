@@ -15,15 +15,24 @@ from kdmark.data.records import DatasetError, Sample
 __all__ = ["read_cofw", "read_cofw68", "read_aflw", "mat_variables", "MatImage"]
 
 
+def _is_hdf5(path: Path | str) -> bool:
+    import h5py
+
+    try:
+        return bool(h5py.is_hdf5(str(path)))
+    except OSError:
+        return False
+
+
 def mat_variables(path: Path) -> set[str]:
     """Variable names in a ``.mat`` file of either version (empty set if it is not one)."""
-    try:
-        return {name for name, _, _ in scipy.io.whosmat(str(path))}
-    except NotImplementedError:  # MATLAB v7.3 is HDF5
+    if _is_hdf5(path):  # MATLAB v7.3 is HDF5; SciPy refuses it with NotImplementedError
         import h5py
 
         with h5py.File(path, "r") as f:
             return set(f.keys())
+    try:
+        return {name for name, _, _ in scipy.io.whosmat(str(path))}
     except Exception:  # noqa: BLE001 - "not a .mat" is an answer here, not an error
         return set()
 
@@ -36,6 +45,8 @@ def _load_v5(path: str) -> dict:
 def _load_cofw(path: Path) -> dict[str, object]:
     """{'phis': (N, 87), 'bboxes': (N, 4), 'images': list or None, 'suffix': 'T'|'Tr', 'v73': bool}."""
     try:
+        if _is_hdf5(path):
+            raise NotImplementedError("MATLAB v7.3")
         mat = _load_v5(str(path))
         suffix = "Tr" if "phisTr" in mat else "T"
         images = mat.get("Is" + suffix)
@@ -76,14 +87,13 @@ class MatImage:
 
 
 def _mat_image(path: str, var: str, index: int) -> np.ndarray:
-    try:
+    if not _is_hdf5(path):
         return np.asarray(_load_v5(path)[var][index, 0])
-    except NotImplementedError:
-        import h5py
+    import h5py
 
-        with h5py.File(path, "r") as f:
-            ref = f[var][0, index]
-            return np.array(f[ref]).T  # stored as (3, W, H) or (W, H)
+    with h5py.File(path, "r") as f:
+        ref = f[var][0, index]
+        return np.array(f[ref]).T  # stored as (3, W, H) or (W, H)
 
 
 def read_cofw(files: list[Path], errors: Errors, split: str | None = None) -> list[Sample]:

@@ -1,0 +1,71 @@
+"""The CLI, called in-process through kdmark.cli.main, as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from formats import write_image
+
+from kdmark.cli import main
+from kdmark.data.pts import write_pts
+
+
+def test_data_info_real_300w(w300_root, capsys):
+    assert main(["data", "info", str(w300_root)]) == 0
+    out = capsys.readouterr().out
+    assert "300w format, scheme 300w (68 points), 1220 faces" in out
+    assert "train          1213  (afw 337, helen 872, lfpw 4)" in out
+    assert "private           7  (indoor 3, outdoor 4)" in out
+    assert "problems: none" in out
+
+
+def test_data_info_lists_each_problem_once(tmp_path, capsys):
+    pts = np.random.default_rng(0).uniform(10, 40, (68, 2))
+    for name in ("good", "missing", "corrupt", "truncated"):
+        write_pts(tmp_path / f"{name}.pts", pts)
+    write_image(tmp_path / "good.png")
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    write_image(tmp_path / "full.jpg")
+    (tmp_path / "truncated.jpg").write_bytes((tmp_path / "full.jpg").read_bytes()[:300])
+    (tmp_path / "full.jpg").unlink()
+    (tmp_path / "wrong.pts").write_text("version: 1\nn_points: 5\n{\n" + "1 1\n" * 5 + "}\n")
+    report = tmp_path / "report.json"
+    assert main(["data", "info", str(tmp_path), "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "4 faces" in out and "problems: 4" in out
+    lines = [ln.strip() for ln in out.splitlines() if ln.startswith("  ") and ": " in ln]
+    assert any(ln.endswith("wrong.pts: wrong point count: 5 points, expected 68 (300w)") for ln in lines)
+    assert any("missing.jpg: image file is missing" in ln for ln in lines)
+    assert any("corrupt.jpg: not a readable image" in ln for ln in lines)
+    assert any("truncated.jpg: not a readable image" in ln for ln in lines)
+    assert len(json.loads(report.read_text())["problems"]) == 4
+    assert main(["data", "info", str(tmp_path), "--strict"]) == 1
+
+
+def test_box_outside_image_is_reported(tmp_path, capsys):
+    (tmp_path / "list_98pt_rect_attr_test.txt").write_text(
+        " ".join(["20.0"] * 196) + " 500 500 600 600 0 0 0 0 0 0 a.jpg\n")
+    write_image(tmp_path / "a.jpg", 64, 48)
+    main(["data", "info", str(tmp_path / "list_98pt_rect_attr_test.txt")])
+    assert "face box [500, 500, 600, 600] lies outside the 64x48 image" in capsys.readouterr().out
+
+
+def test_data_show_writes_png(w300_root, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["data", "show", str(w300_root), "--out", str(out), "--n", "4"]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert "4 of 1220 faces" in capsys.readouterr().out
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for args, message in [
+        (["data", "info", str(tmp_path / "empty")], "empty folder"),
+        (["data", "info", str(tmp_path / "nope")], "no such file or folder"),
+    ]:
+        proc = subprocess.run([sys.executable, "-m", "kdmark", *args], capture_output=True, text=True)
+        assert proc.returncode == 2
+        assert proc.stderr.count("\n") == 1 and message in proc.stderr and "Traceback" not in proc.stderr
