@@ -13,13 +13,18 @@ import sys
 from pathlib import Path
 
 from kdmark import __version__
+from kdmark.checkpoint import CheckpointError
+from kdmark.config import ConfigError
 from kdmark.data.records import DatasetError
 from kdmark.metrics import MetricError
+from kdmark.models.backbones import BackboneError
 from kdmark.schemes import SchemeError
+from kdmark.train import TrainingError
 
 __all__ = ["main"]
 
-USER_ERRORS = (DatasetError, MetricError, SchemeError, FileNotFoundError)
+USER_ERRORS = (DatasetError, MetricError, SchemeError, FileNotFoundError, ConfigError, CheckpointError,
+               BackboneError, TrainingError)
 
 
 def _data_info(args: argparse.Namespace) -> int:
@@ -70,8 +75,58 @@ def _data_show(args: argparse.Namespace) -> int:
 
     ds = read_dataset(args.path, format=args.format, split=args.split, skip_bad=True)
     picked = random.Random(args.seed).sample(ds.samples, min(args.n, len(ds)))
-    out = draw_grid(picked, ds.scheme, args.out, indices=not args.no_indices, cols=args.cols)
-    print(f"wrote {out} ({len(picked)} of {len(ds)} faces)")
+    crops = titles = None
+    if args.augment is not None:
+        crops, titles = _augmented_crops(picked, ds.scheme, args)
+    out = draw_grid(picked, ds.scheme, args.out, indices=not args.no_indices, cols=args.cols, crops=crops,
+                    titles=titles)
+    what = "augmented crops of " if crops else ""
+    print(f"wrote {out} ({what}{len(picked)} of {len(ds)} faces)")
+    return 0
+
+
+def _augmented_crops(samples, scheme, args):
+    """What the network sees: the training crop, augmentation and flip, as configured in a recipe."""
+    from kdmark.codecs import RegressionCodec
+    from kdmark.config import TrainConfig, load_config
+    from kdmark.data.pipeline import Augment, LandmarkDataset
+
+    cfg = load_config(TrainConfig, args.augment or None, args.overrides)
+    a = cfg.augment
+    aug = Augment(a.rotation, a.scale, a.shift, a.flip, a.brightness, a.contrast, a.gamma, a.blur, a.noise, a.grey,
+                  a.occlusion)
+    size = cfg.data.input_size
+    lds = LandmarkDataset(samples, scheme, RegressionCodec(size), size, aug, cfg.data.margin, cfg.data.use_box,
+                          cache=False, seed=args.seed)
+    crops = []
+    for i in range(len(lds)):
+        item = lds[i]
+        crops.append(((item["image"].permute(1, 2, 0).numpy() * 255).astype("uint8"), item["points"].numpy()))
+    return crops, [f"{s.key[-30:]} (augmented)" for s in samples]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from kdmark.config import TrainConfig, load_config
+    from kdmark.train import train
+
+    cfg = load_config(TrainConfig, args.recipe, args.overrides)
+    result = train(cfg)
+    best = result.metrics.get("best_val_nme")
+    print(f"best checkpoint: {result.best_checkpoint} (val NME {best * 100:.3f}% at epoch "
+          f"{result.metrics.get('best_epoch')})")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from kdmark.evaluate import evaluate
+
+    res = evaluate(args.checkpoint, args.data, split=args.split, out_dir=args.out, normaliser=args.normaliser,
+                   threshold=args.threshold, batch_size=args.batch_size, data_format=args.format,
+                   progress=sys.stderr.isatty())
+    print(f"{args.data}: {res.metrics}")
+    for tag, m in res.subsets.items():
+        print(f"  {tag:<14} {m}")
+    print(f"wrote {', '.join(str(f) for f in res.files)}")
     return 0
 
 
@@ -108,13 +163,38 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--cols", type=int, default=4)
     show.add_argument("--seed", type=int, default=0)
     show.add_argument("--no-indices", action="store_true", help="do not number the points")
+    show.add_argument("--augment", nargs="?", const="", default=None, metavar="RECIPE",
+                      help="show training crops with augmentation (defaults, or as in RECIPE.yaml)")
+    show.add_argument("overrides", nargs="*", help="recipe overrides for --augment, e.g. augment.rotation=45")
     show.set_defaults(func=_data_show)
+
+    tr = verbs.add_parser("train", help="train a landmark detector from a recipe")
+    tr.add_argument("recipe", help="YAML recipe (see recipes/)")
+    tr.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=10 data.root=PATH")
+    tr.set_defaults(func=_train)
+
+    ev = verbs.add_parser("eval", help="score a checkpoint on a dataset (NME, FR, AUC, per subset)")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--data", required=True, help="dataset folder or annotation file")
+    ev.add_argument("--split", default=None)
+    ev.add_argument("--format", default="auto")
+    ev.add_argument("--normaliser", default=None, help="e.g. inter_ocular, inter_pupil, box")
+    ev.add_argument("--threshold", type=float, default=None, help="FR/AUC threshold (default: the scheme's)")
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--out", default=None, help="output folder (default: beside the checkpoint)")
+    ev.set_defaults(func=_eval)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI in-process (tests call this) and return the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may follow options (``--augment recipe.yaml augment.rotation=45``)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = list(args.overrides) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except USER_ERRORS as err:

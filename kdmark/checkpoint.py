@@ -1,0 +1,91 @@
+"""Checkpoints: plain dicts of tensors and built-in types, loadable with ``torch.load(weights_only=True)``,
+written atomically (temporary file, fsync, rename) so a crash never leaves a half-written file behind.
+
+Layout: ``{"format": "kdmark-checkpoint", "version": 1, "card": {...}, "config": {...}, "state_dict": {...},
+"channel_spec": {...} | None, "metrics": {...}, "train_state": {...} | None}``. The card holds the landmark scheme,
+input size, normalisation, backbone, head and codec: everything needed to evaluate or export the weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from kdmark.models.landmark_net import LandmarkNet, model_from_card
+
+__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointError", "atomic_write_bytes"]
+
+FORMAT, VERSION = "kdmark-checkpoint", 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable kdmark checkpoint; the message names the file."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, writer) -> Path:
+    """Call ``writer(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+    return path
+
+
+def save_checkpoint(path: str | Path, model: LandmarkNet, config: dict | None = None, metrics: dict | None = None,
+                    train_state: dict | None = None, channel_spec: dict | None = None) -> Path:
+    """Write ``model`` (weights + card) with its resolved config, metrics and optional training state."""
+    payload = {"format": FORMAT, "version": VERSION, "card": model.card, "config": config or {},
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "channel_spec": channel_spec, "metrics": metrics or {}, "train_state": train_state}
+    return atomic_write_bytes(path, lambda f: torch.save(payload, f))
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict (``weights_only=True``: no code from the file is ever run)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - truncated zips, pickles, random bytes: all one line
+        raise CheckpointError(f"{path}: not a readable kdmark checkpoint ({type(err).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a kdmark checkpoint (no kdmark header)")
+    return payload
+
+
+def load_checkpoint(path: str | Path) -> tuple[LandmarkNet, dict]:
+    """Rebuild the model a checkpoint describes and load its weights; returns (model in eval mode, payload)."""
+    payload = read_checkpoint(path)
+    model = model_from_card(payload["card"])
+    if payload.get("channel_spec"):
+        from kdmark.prune import apply_channel_spec  # pruned checkpoints: rebuild the slimmer layers first
+
+        apply_channel_spec(model, payload["channel_spec"])
+    missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not fit the architecture in its card "
+                              f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    return model.eval(), payload

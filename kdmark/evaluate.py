@@ -1,0 +1,139 @@
+"""Evaluation the literature's way: predictions mapped back to original image pixels, then NME / FR / AUC per
+dataset and per subset, with the files a person wants to open (JSON, CSV, CED plot, worst-case grid)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from kdmark.checkpoint import atomic_write_bytes, load_checkpoint
+from kdmark.data.pipeline import LandmarkDataset
+from kdmark.data.records import Sample
+from kdmark.data.transforms import apply_affine
+from kdmark.metrics import Metrics, compute_metrics, plot_ced
+from kdmark.models.landmark_net import LandmarkNet
+from kdmark.schemes import LandmarkScheme, get_scheme
+
+__all__ = ["predict_dataset", "score_samples", "evaluate", "EvalResult"]
+
+
+@torch.no_grad()
+def predict_dataset(model: LandmarkNet, dataset: LandmarkDataset, batch_size: int = 32, num_workers: int = 0,
+                    progress: bool = False, device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``model`` over every face of ``dataset``: (N, K, 2) points in original image pixels, (N, K) scores."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    points, scores = [], []
+    for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress, leave=False):
+        pts, sc = model.predict(batch["image"].to(device))
+        to_image = batch["to_image"].numpy()
+        pts = pts.double().cpu().numpy()
+        points.extend(apply_affine(p, m) for p, m in zip(pts, to_image, strict=False))
+        scores.append(sc.float().cpu().numpy())
+    model.train(was_training)
+    return np.stack(points), np.concatenate(scores)
+
+
+def score_samples(samples: list[Sample], pred: np.ndarray, scheme: LandmarkScheme, normaliser: str | None = None,
+                  threshold: float | None = None) -> tuple[Metrics, np.ndarray, dict[str, Metrics]]:
+    """(overall Metrics, per-image NME, {subset tag: Metrics}) for predictions in image pixels."""
+    gt = np.stack([s.points for s in samples])
+    boxes = np.stack([s.box if s.box is not None else s.landmark_box() for s in samples])
+    keys = [s.key for s in samples]
+    overall, per_image = compute_metrics(pred, gt, scheme, normaliser, threshold, boxes, keys=keys)
+    by_tag: dict[str, Metrics] = {}
+    tags = sorted({t for s in samples for t in s.subsets})
+    if len(tags) > 1:
+        for tag in tags:
+            idx = [i for i, s in enumerate(samples) if tag in s.subsets]
+            by_tag[tag], _ = compute_metrics(pred[idx], gt[idx], scheme, normaliser, threshold, boxes[idx])
+    return overall, per_image, by_tag
+
+
+@dataclass
+class EvalResult:
+    metrics: Metrics
+    subsets: dict[str, Metrics]
+    per_image: np.ndarray
+    out_dir: Path
+    files: list[Path] = field(default_factory=list)
+
+
+def _write_text(path: Path, text: str) -> Path:
+    return atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def _per_image_csv(samples: list[Sample], per_image: np.ndarray, scores: np.ndarray) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["key", "image", "nme", "mean_score", "subsets"])
+    for s, nme, sc in zip(samples, per_image, scores, strict=False):
+        w.writerow([s.key, str(s.image), f"{nme:.6f}", f"{float(np.mean(sc)):.4f}", " ".join(s.subsets)])
+    return buf.getvalue()
+
+
+def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = None, out_dir: str | Path | None = None,
+             normaliser: str | None = None, threshold: float | None = None, batch_size: int = 32,
+             use_box: bool | None = None, worst: int = 16, data_format: str = "auto",
+             progress: bool = True) -> EvalResult:
+    """Score a checkpoint on a dataset and write ``metrics.json``, ``per_image.csv``, ``ced.png``, ``worst.png``.
+
+    The dataset must use the checkpoint's landmark scheme; the crop follows the training config (landmark box
+    with the same margin, or the face box) unless ``use_box`` says otherwise.
+    """
+    from kdmark.data import read_dataset
+    from kdmark.data.records import DatasetError
+
+    model, payload = load_checkpoint(checkpoint)
+    card, cfg = payload["card"], payload.get("config", {})
+    scheme = get_scheme(card["scheme"])
+    ds = read_dataset(data, format=data_format, split=split)
+    if ds.scheme.num_points != scheme.num_points:
+        raise DatasetError(data, f"has {ds.scheme.num_points}-point {ds.scheme.name} faces but {checkpoint} "
+                           f"predicts {scheme.num_points}-point {scheme.name} landmarks")
+    data_cfg = cfg.get("data", {})
+    box = data_cfg.get("use_box", False) if use_box is None else use_box
+    lds = LandmarkDataset(ds.samples, scheme, model.codec, card["input_size"], None,
+                          data_cfg.get("margin", 0.15), box, cache=False)
+    pred, scores = predict_dataset(model, lds, batch_size, progress=progress)
+    overall, per_image, subsets = score_samples(ds.samples, pred, scheme, normaliser or ds.normaliser, threshold)
+
+    out = Path(out_dir) if out_dir else Path(checkpoint).parent / f"eval-{Path(data).name}"
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"checkpoint": str(checkpoint), "data": str(data), "split": split, **overall.to_dict(),
+              "subsets": {k: v.to_dict() for k, v in subsets.items()}}
+    files = [_write_text(out / "metrics.json", json.dumps(report, indent=2)),
+             _write_text(out / "per_image.csv", _per_image_csv(ds.samples, per_image, scores)),
+             plot_ced({Path(checkpoint).stem: per_image}, overall.threshold, out / "ced.png",
+                      title=f"CED on {Path(data).name} ({overall.normaliser})")]
+    order = np.argsort(-per_image)[:worst]
+    if len(order):
+        worst_samples = [ds.samples[i] for i in order]
+        titles = [f"{ds.samples[i].key[-28:]}  NME {per_image[i] * 100:.1f}%" for i in order]
+        files.append(_draw_worst(worst_samples, [pred[i] for i in order], scheme, out / "worst.png", titles))
+    return EvalResult(overall, subsets, per_image, out, files)
+
+
+def _draw_worst(samples: list[Sample], preds: list[np.ndarray], scheme: LandmarkScheme, path: Path,
+                titles: list[str]) -> Path:
+    """Ground truth (coloured by side) and predictions (yellow crosses) on the same crops."""
+    from kdmark.data.images import load_image
+    from kdmark.data.show import draw_grid
+    from kdmark.data.transforms import crop_matrix, face_square, warp_image
+
+    crops, pred_crops = [], []
+    for s, p in zip(samples, preds, strict=False):
+        m = crop_matrix(*face_square(s, 0.25), 320)
+        crops.append((warp_image(load_image(s.image), m, 320), apply_affine(s.points, m)))
+        pred_crops.append(apply_affine(p, m))
+    return draw_grid(samples, scheme, path, crops=crops, titles=titles, predictions=pred_crops, indices=False)

@@ -1,0 +1,344 @@
+"""``kdmark.train(cfg)``: supervised training on Lightning Fabric with the loop in plain sight.
+
+Fabric supplies devices, DDP, multi-node launch and mixed precision; everything else is below: data, model,
+optimiser and schedule are built from the config, then ``fit`` runs forward, backward, clip, step and logs, with
+validation NME and atomic checkpoints every epoch. Distillation reuses all of it with another task.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from kdmark.checkpoint import atomic_write_bytes, load_checkpoint, read_checkpoint, save_checkpoint
+from kdmark.config import TrainConfig, dump_config, to_dict
+from kdmark.data.pipeline import Augment, LandmarkDataset, split_by_photo
+from kdmark.data.records import DatasetError
+from kdmark.evaluate import predict_dataset, score_samples
+from kdmark.losses import CoordLoss, HeatmapLoss
+from kdmark.metrics import Metrics
+from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
+from kdmark.schemes import LandmarkScheme
+from kdmark.tasks import SupervisedTask
+
+__all__ = ["train", "RunResult", "TrainingError", "build_data", "build_task", "fit"]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the message names the step and the last good checkpoint."""
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    metrics: dict
+
+
+@dataclass
+class Data:
+    train: LandmarkDataset
+    val: LandmarkDataset
+    scheme: LandmarkScheme
+    normaliser: str | None
+
+
+class EpochShuffle(Sampler[int]):
+    """A permutation that depends only on (seed, epoch), sharded across ``world`` processes: a resumed run sees the
+    same order as an unbroken one, and each rank a disjoint slice (padded by wrapping so all ranks step together).
+
+    The method is ``use_epoch``, not ``set_epoch``, on purpose: Fabric calls ``set_epoch`` with its own count of
+    loader iterations, which restarts at 0 after a resume.
+    """
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.rank, self.world, self.epoch = n, seed, rank, world, 0
+        self.per_rank = math.ceil(n / world)
+
+    def use_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        order = np.resize(order, self.per_rank * self.world)
+        return iter(order[self.rank :: self.world].tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+
+# --- building ----------------------------------------------------------------------------------------------------
+
+
+def _readable(samples: list, skip_bad: bool, progress: bool) -> tuple[list, list[str]]:
+    """Drop (skip_bad) or raise on faces whose image cannot be decoded, before any worker sees them."""
+    from kdmark.data.images import image_size
+
+    good, bad = [], []
+    for s in samples:
+        try:
+            image_size(s.image)
+            good.append(s)
+        except DatasetError as err:
+            if not skip_bad:
+                raise
+            bad.append(str(err))
+    return good, bad
+
+
+def build_data(cfg: TrainConfig, codec, progress: bool = False) -> Data:
+    """Train and validation datasets from ``cfg.data`` (see ``DataConfig`` for the split rules)."""
+    from kdmark.data import read_dataset
+
+    d = cfg.data
+    if not d.root:
+        raise DatasetError("data.root", "no dataset given: set data.root=PATH (any format kdmark reads)")
+    ds = read_dataset(d.root, format=d.format, split=d.train_split, scheme=d.scheme, skip_bad=d.skip_bad)
+    if d.val_root:
+        train_samples = ds.samples
+        val_samples = read_dataset(d.val_root, split=d.val_split, scheme=ds.scheme, skip_bad=d.skip_bad).samples
+    elif d.val_split:
+        train_samples = ds.samples
+        val_samples = read_dataset(d.root, format=d.format, split=d.val_split, scheme=ds.scheme).samples
+    else:
+        train_samples, val_samples = split_by_photo(ds, d.val_fraction)
+    if d.max_samples:
+        train_samples, val_samples = train_samples[: d.max_samples], val_samples[: max(1, d.max_samples // 4)]
+    train_samples, skipped = _readable(train_samples, d.skip_bad, progress)
+    val_samples, skipped_val = _readable(val_samples, d.skip_bad, progress)
+    for line in skipped + skipped_val:
+        print(f"kdmark: skipped {line}")
+    if not train_samples or not val_samples:
+        raise DatasetError(d.root, f"{len(train_samples)} training and {len(val_samples)} validation faces: "
+                           "both must be non-empty")
+    a = cfg.augment
+    aug = Augment(a.rotation, a.scale, a.shift, a.flip, a.brightness, a.contrast, a.gamma, a.blur, a.noise, a.grey,
+                  a.occlusion) if a.enabled else None
+    common = dict(scheme=ds.scheme, codec=codec, input_size=d.input_size, margin=d.margin, use_box=d.use_box,
+                  cache=d.cache)
+    return Data(LandmarkDataset(train_samples, augment=aug, seed=cfg.seed, **common),
+                LandmarkDataset(val_samples, augment=None, **common), ds.scheme, ds.normaliser)
+
+
+def build_task(cfg: TrainConfig, model: LandmarkNet) -> SupervisedTask:
+    loss = cfg.loss
+    kwargs = {"w": loss.wing_w, "epsilon": loss.wing_epsilon} if loss.coords == "wing" else {}
+    return SupervisedTask(model, CoordLoss(loss.coords, scale=cfg.data.input_size, **kwargs),
+                          HeatmapLoss(loss.heatmap), cfg.model.w_reg, cfg.model.w_hm)
+
+
+def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=True)
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+
+
+def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """Learning-rate multiplier per optimiser step: linear warm-up, then cosine (to 1%), step or constant."""
+    o = cfg.optim
+    warmup = int(o.warmup_epochs * steps_per_epoch)
+    total = max(cfg.epochs * steps_per_epoch, warmup + 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if o.schedule == "cosine":
+            return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+        if o.schedule == "step":
+            return o.gamma ** sum(step // steps_per_epoch >= m for m in o.milestones)
+        return 1.0
+
+    return factor
+
+
+# --- state ---------------------------------------------------------------------------------------------------------
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+            "numpy": torch.from_numpy(np_state[1].astype(np.int64)), "numpy_pos": int(np_state[2])}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+
+
+class CsvLog:
+    """Append one row per epoch to ``metrics.csv`` (rewritten atomically so a crash never truncates it)."""
+
+    def __init__(self, path: Path, keep: list[dict] | None = None):
+        self.path, self.rows = path, list(keep or [])
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        keys = list(dict.fromkeys(k for r in self.rows for k in r))
+        lines = [",".join(keys)] + [",".join(_fmt(r.get(k, "")) for k in keys) for r in self.rows]
+        atomic_write_bytes(self.path, lambda f: f.write(("\n".join(lines) + "\n").encode()))
+
+
+def _fmt(v) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+# --- the loop --------------------------------------------------------------------------------------------------------
+
+
+def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, data: Data, out: Path,
+        extra_config: dict | None = None) -> RunResult:
+    """The training loop. ``task(batch)`` returns a dict with ``"loss"``; everything else is bookkeeping."""
+    from timm.utils import ModelEmaV3
+    from tqdm.auto import tqdm
+
+    config = {**to_dict(cfg), **(extra_config or {})}
+    sampler = EpochShuffle(len(data.train), cfg.seed, fabric.global_rank, fabric.world_size)
+    loader = DataLoader(data.train, batch_size=cfg.batch_size, sampler=sampler, drop_last=len(sampler) >
+                        cfg.batch_size, num_workers=cfg.data.num_workers,
+                        persistent_workers=cfg.data.num_workers > 0)
+    steps_per_epoch = max(1, len(loader))
+    params = [p for p in task.parameters() if p.requires_grad]
+    optimizer = build_optimizer(cfg, params)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch))
+    ema = ModelEmaV3(model, decay=cfg.ema) if cfg.ema else None
+    state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": -1}
+    log = CsvLog(out / "metrics.csv")
+    last, best = out / "last.ckpt", out / "best.ckpt"
+    if cfg.resume and last.is_file():
+        ts = read_checkpoint(last)["train_state"]
+        model.load_state_dict(ts["model"])
+        optimizer.load_state_dict(ts["optimizer"])
+        scheduler.load_state_dict(ts["scheduler"])
+        if ema is not None and ts.get("ema") is not None:
+            ema.module.load_state_dict(ts["ema"])
+        state = dict(ts["state"])
+        log = CsvLog(out / "metrics.csv", ts.get("log", []))
+        _set_rng_state(ts["rng"])
+        fabric.print(f"resumed from {last} at epoch {state['epoch']}, step {state['step']}")
+    task, optimizer = fabric.setup(task, optimizer)
+    loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)  # EpochShuffle shards by itself
+    metrics: dict = {}
+    show = cfg.progress and fabric.is_global_zero
+
+    for epoch in range(state["epoch"], cfg.epochs):
+        sampler.use_epoch(epoch)
+        data.train.set_epoch(epoch)
+        task.train()
+        t0, sums, seen = time.time(), {}, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not show, leave=False)
+        for batch in bar:
+            out_step = task(batch)  # forward: the task returns {"loss": ..., "loss_<part>": ...}
+            loss = out_step["loss"]
+            if not torch.isfinite(loss):
+                raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {state['step']}; "
+                                    f"the last good checkpoint is {last if last.exists() else 'not written yet'}")
+            fabric.backward(loss)
+            if cfg.optim.grad_clip:
+                fabric.clip_gradients(task, optimizer, max_norm=cfg.optim.grad_clip, error_if_nonfinite=False)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            state["step"] += 1
+            if ema is not None:
+                ema.update(model, step=state["step"])
+            for k, v in out_step.items():
+                if k.startswith("loss"):
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())  # a host sync per step; cheap next to the step
+            seen += 1
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            if cfg.max_steps and state["step"] >= cfg.max_steps:
+                break
+        state["epoch"] = epoch + 1
+        eval_model = ema.module if ema is not None else model
+        row = {"epoch": epoch + 1, "step": state["step"], "lr": scheduler.get_last_lr()[0],
+               "train_time_s": round(time.time() - t0, 2), "images_per_s": round(seen * cfg.batch_size /
+                                                                                  max(time.time() - t0, 1e-9), 2)}
+        row |= {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
+        final = epoch + 1 == cfg.epochs or bool(cfg.max_steps and state["step"] >= cfg.max_steps)
+        if (epoch + 1) % cfg.val_every == 0 or final:
+            val, _, _ = validate(eval_model, data)
+            row |= {"val_nme": val.nme, "val_fr": val.fr, "val_auc": val.auc}
+            metrics = {"val": val.to_dict(), "epoch": epoch + 1}
+            if val.nme < state["best"]:
+                state["best"], state["best_epoch"] = val.nme, epoch + 1
+                if fabric.is_global_zero:
+                    save_checkpoint(best, eval_model, config, metrics)
+        if fabric.is_global_zero:
+            log.add(row)
+            train_state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict(), "ema": ema.module.state_dict() if ema else None,
+                           "state": dict(state), "rng": _rng_state(), "log": log.rows}
+            save_checkpoint(last, eval_model, config, metrics, train_state)
+            fabric.print(_summary(row, state))
+        fabric.barrier()
+        if final:
+            break
+    return RunResult(out, best, last, {**metrics, "best_val_nme": state["best"], "best_epoch": state["best_epoch"]})
+
+
+def _summary(row: dict, state: dict) -> str:
+    nme = f"  val NME {row['val_nme'] * 100:.3f}% (best {state['best'] * 100:.3f}%)" if "val_nme" in row else ""
+    return (f"epoch {row['epoch']}: loss {row.get('train_loss', float('nan')):.4f}  {row['images_per_s']:.1f} img/s"
+            f"  {row['train_time_s']:.1f}s{nme}")
+
+
+def validate(model: LandmarkNet, data: Data) -> tuple[Metrics, np.ndarray, dict]:
+    pred, _ = predict_dataset(model, data.val, batch_size=64)
+    return score_samples(data.val.samples, pred, data.scheme, data.normaliser)
+
+
+def make_fabric(cfg: TrainConfig):
+    from lightning.fabric import Fabric
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+                    num_nodes=cfg.num_nodes, precision=cfg.precision)
+    fabric.launch()
+    fabric.seed_everything(cfg.seed, verbose=False)
+    return fabric
+
+
+def prepare_run(cfg: TrainConfig, fabric) -> Path:
+    """Create the run folder and save the resolved config beside the run (rank 0)."""
+    out = Path(cfg.out_dir)
+    if fabric.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out / "config.yaml", lambda f: f.write(dump_config(cfg).encode()))
+    return out
+
+
+def train(cfg: TrainConfig) -> RunResult:
+    """Train a landmark detector as ``cfg`` says; returns where the checkpoints are and the best metrics.
+
+    Example:
+        >>> cfg = load_config(TrainConfig, "recipes/300w_mbv2_heatmap.yaml", ["data.root=../shared/data/300w"])
+        >>> result = kdmark.train(cfg)
+        >>> result.best_checkpoint
+    """
+    fabric = make_fabric(cfg)
+    out = prepare_run(cfg, fabric)
+    data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size), progress=cfg.progress)
+    model = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
+    if cfg.init_from:
+        init, _ = load_checkpoint(cfg.init_from)
+        if init.card["num_points"] != model.card["num_points"]:
+            raise DatasetError(cfg.init_from, f"is a {init.card['scheme']} model; the data is {data.scheme.name}")
+        model.load_state_dict(init.state_dict())
+    if cfg.data.cache:
+        data.train.fill_cache(progress=cfg.progress and fabric.is_global_zero)
+        data.val.fill_cache()
+    return fit(cfg, fabric, build_task(cfg, model), model, data, out)
