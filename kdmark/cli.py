@@ -16,15 +16,17 @@ from kdmark import __version__
 from kdmark.checkpoint import CheckpointError
 from kdmark.config import ConfigError
 from kdmark.data.records import DatasetError
+from kdmark.export import ExportError
 from kdmark.metrics import MetricError
 from kdmark.models.backbones import BackboneError
+from kdmark.predict import DetectorError
 from kdmark.schemes import SchemeError
 from kdmark.train import TrainingError
 
 __all__ = ["main"]
 
 USER_ERRORS = (DatasetError, MetricError, SchemeError, FileNotFoundError, ConfigError, CheckpointError,
-               BackboneError, TrainingError)
+               BackboneError, TrainingError, ExportError, DetectorError)
 
 
 def _data_info(args: argparse.Namespace) -> int:
@@ -130,6 +132,65 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from kdmark.export import export_onnx, quantize_int8
+
+    out = Path(args.out or Path(args.checkpoint).with_suffix(".onnx"))
+    res = export_onnx(args.checkpoint, out, opset=args.opset, tolerance=args.tolerance)
+    print(f"wrote {res.path} ({res.size_bytes / 1e6:.2f} MB); max |ONNX - PyTorch| = {res.max_abs_error:.2e} px")
+    if args.int8:
+        if not args.calibration:
+            raise DatasetError("--int8", "needs --calibration PATH: real faces to calibrate activation ranges on")
+        report = _int8_report(args, res.path, out.with_name(out.stem + ".int8.onnx"), quantize_int8)
+        print(report)
+    return 0
+
+
+def _int8_report(args, fp32_path: Path, int8_path: Path, quantize) -> str:
+    """Quantise on the calibration faces and report the accuracy cost on them (FP32 vs INT8 NME)."""
+    import numpy as np
+
+    from kdmark.bench import _crops
+    from kdmark.data import read_dataset
+    from kdmark.data.transforms import apply_affine
+    from kdmark.evaluate import score_samples
+    from kdmark.export import onnx_session, read_onnx_card
+    from kdmark.schemes import get_scheme
+
+    card = read_onnx_card(fp32_path)
+    ds = read_dataset(args.calibration, scheme=card["scheme"])
+    samples = ds.samples[: args.calibration_faces]
+    crops, back = _crops(samples, card, [s.landmark_box() for s in samples])
+    quantize(fp32_path, int8_path, crops)
+    scores = {}
+    for name, path in (("fp32", fp32_path), ("int8", int8_path)):
+        pts = onnx_session(path).run(None, {"image": crops})[0]
+        img = np.stack([apply_affine(p.astype(np.float64), m) for p, m in zip(pts, back)])
+        scores[name], _, _ = score_samples(samples, img, get_scheme(card["scheme"]), ds.normaliser)
+    cost = (scores["int8"].nme - scores["fp32"].nme) * 100
+    return (f"wrote {int8_path} ({int8_path.stat().st_size / 1e6:.2f} MB); on {len(samples)} calibration faces: "
+            f"NME fp32 {scores['fp32'].nme * 100:.3f}%  int8 {scores['int8'].nme * 100:.3f}%  ({cost:+.3f} points)")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from kdmark.predict_cli import run_predict
+
+    return run_predict(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from kdmark.bench import bench
+
+    report = bench(args.model, data=args.data, split=args.split, vs_dlib=args.vs == "dlib", runs=args.runs,
+                   max_faces=args.max_faces, int8=not args.no_int8)
+    for line in report.lines():
+        print(line)
+    if args.json:
+        _write_json(args.json, {"params": report.params, "macs": report.macs, "sizes": report.sizes,
+                                "latency_ms": report.latency, "accuracy": report.accuracy, "notes": report.notes})
+    return 0
+
+
 def _write_json(path: str | Path, obj: object) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -183,6 +244,39 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--out", default=None, help="output folder (default: beside the checkpoint)")
     ev.set_defaults(func=_eval)
+
+    ex = verbs.add_parser("export", help="export a checkpoint to ONNX (parity-checked), optionally INT8")
+    ex.add_argument("checkpoint")
+    ex.add_argument("--format", default="onnx", choices=["onnx"])
+    ex.add_argument("--out", default=None, help="output .onnx (default: beside the checkpoint)")
+    ex.add_argument("--opset", type=int, default=17)
+    ex.add_argument("--tolerance", type=float, default=1e-3, help="max point difference vs PyTorch, in pixels")
+    ex.add_argument("--int8", action="store_true", help="also write a statically quantised INT8 model")
+    ex.add_argument("--calibration", default=None, help="dataset of real faces for INT8 calibration")
+    ex.add_argument("--calibration-faces", type=int, default=128)
+    ex.set_defaults(func=_export)
+
+    pr = verbs.add_parser("predict", help="landmarks for images, folders and videos")
+    pr.add_argument("model", help=".ckpt or .onnx")
+    pr.add_argument("inputs", nargs="+", help="images, folders of images, or videos")
+    pr.add_argument("--boxes", default=None, help="JSON: image file name -> [[x0, y0, x1, y1], ...]")
+    pr.add_argument("--json", default=None, help="write results here (file name -> faces)")
+    pr.add_argument("--draw", default=None, help="folder for images (and videos) with landmarks drawn")
+    pr.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--no-smooth", action="store_true", help="video: no One-Euro smoothing")
+    pr.set_defaults(func=_predict)
+
+    be = verbs.add_parser("bench", help="params, MACs, size, latency (torch, ONNX fp32/int8), accuracy, vs dlib")
+    be.add_argument("model", help="a .ckpt")
+    be.add_argument("--data", default=None, help="dataset to measure accuracy on (and calibrate INT8 with)")
+    be.add_argument("--split", default=None)
+    be.add_argument("--vs", default=None, choices=["dlib"], help="also run dlib's 68-point predictor")
+    be.add_argument("--runs", type=int, default=30, help="timed runs per latency figure")
+    be.add_argument("--max-faces", type=int, default=200)
+    be.add_argument("--no-int8", action="store_true")
+    be.add_argument("--json", default=None, help="also write the figures as JSON")
+    be.set_defaults(func=_bench)
     return parser
 
 

@@ -70,8 +70,8 @@ class HeatmapCodec:
 
 def decode_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, K, H, W) heatmaps -> (B, K, 2) sub-pixel (u, v) in heatmap pixels and (B, K) peak values."""
-    b, k, h, w = heatmaps.shape
-    flat = heatmaps.reshape(b, k, h * w)
+    k, h, w = heatmaps.shape[1:]  # the batch size stays symbolic (-1) so ONNX export keeps a dynamic batch axis
+    flat = heatmaps.reshape(-1, k, h * w)
     scores, idx = flat.max(dim=-1)
     u, v = (idx % w).float(), torch.div(idx, w, rounding_mode="floor").float()
     logh = torch.log(heatmaps.float().clamp_min(1e-10))
@@ -80,7 +80,7 @@ def decode_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     def at(du: int, dv: int) -> torch.Tensor:
         iu = (u.long() + 1 + du).clamp(0, w + 1)
         iv = (v.long() + 1 + dv).clamp(0, h + 1)
-        return padded.reshape(b, k, -1).gather(-1, (iv * (w + 2) + iu).unsqueeze(-1)).squeeze(-1)
+        return padded.reshape(-1, k, (h + 2) * (w + 2)).gather(-1, (iv * (w + 2) + iu).unsqueeze(-1)).squeeze(-1)
 
     c = at(0, 0)
     dx, dy = (at(1, 0) - at(-1, 0)) / 2, (at(0, 1) - at(0, -1)) / 2

@@ -333,6 +333,7 @@ def train(cfg: TrainConfig) -> RunResult:
     out = prepare_run(cfg, fabric)
     data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size), progress=cfg.progress)
     model = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
+    model.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}  # how to crop at inference
     if cfg.init_from:
         init, _ = load_checkpoint(cfg.init_from)
         if init.card["num_points"] != model.card["num_points"]:

@@ -82,4 +82,5 @@ def model_from_card(card: dict) -> LandmarkNet:
     model = dict(card["model"], pretrained=False)
     net = build_model(model, card["num_points"], card["input_size"], card["scheme"])
     net.codec = create_codec(card["codec"])
+    net.card = dict(card)  # keep everything the card carries (crop policy, precision, provenance)
     return net

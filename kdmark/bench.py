@@ -1,0 +1,214 @@
+"""``kdmark bench``: size, cost, latency and (with data) accuracy of a model on PyTorch eager, ONNX Runtime FP32
+and INT8, optionally against dlib's 68-point shape predictor on the same faces with the same boxes.
+
+Latency is measured here, in this process, one backend after another with the same input, so ratios between them
+are meaningful on a noisy machine even when absolute milliseconds drift.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdmark.checkpoint import load_checkpoint
+from kdmark.data.records import Sample
+from kdmark.export import export_onnx, onnx_session, quantize_int8
+
+__all__ = ["bench", "BenchReport", "latency_ms", "count_macs"]
+
+
+@dataclass
+class BenchReport:
+    params: int
+    macs: int
+    sizes: dict[str, int]  # file sizes in bytes: checkpoint, onnx_fp32, onnx_int8
+    latency: dict[str, dict[str, float]]  # "<backend> <threads>t" -> {"p50": ms, "p90": ms}
+    accuracy: dict[str, dict] = field(default_factory=dict)  # backend -> metrics dict (+ "faces")
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"params {self.params / 1e6:.3f} M   MACs {self.macs / 1e6:.1f} M   "
+               + "   ".join(f"{k} {v / 1e6:.2f} MB" for k, v in self.sizes.items())]
+        ref = next(iter(self.latency.values()), None)
+        for name, lat in self.latency.items():
+            ratio = f"  x{ref['p50'] / lat['p50']:.2f} vs {next(iter(self.latency))}" if ref else ""
+            out.append(f"latency {name:<22} p50 {lat['p50']:7.2f} ms   p90 {lat['p90']:7.2f} ms{ratio}")
+        for name, m in self.accuracy.items():
+            out.append(f"accuracy {name:<12} NME {m['nme'] * 100:.3f}%  FR@{m['threshold']:g} {m['fr'] * 100:.2f}%"
+                       f"  AUC@{m['threshold']:g} {m['auc']:.4f}  ({m['faces']} faces, {m['normaliser']})")
+        return out + [f"note: {n}" for n in self.notes]
+
+
+def latency_ms(fn, x, runs: int = 30, warmup: int = 5) -> dict[str, float]:
+    """p50/p90 wall-clock milliseconds of ``fn(x)`` over ``runs`` calls after ``warmup``."""
+    for _ in range(warmup):
+        fn(x)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn(x)
+        times.append((time.perf_counter() - t) * 1e3)
+    return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90))}
+
+
+def count_macs(model: torch.nn.Module, size: int) -> tuple[int, int]:
+    """(MACs, parameters) of one forward pass at batch 1, counted by torch-pruning's op counter."""
+    import torch_pruning as tp
+
+    macs, params = tp.utils.count_ops_and_params(model, torch.rand(1, 3, size, size))
+    return int(macs), int(params)
+
+
+def _crops(samples: list[Sample], card: dict, boxes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(N, 3, S, S) crops around ``boxes`` and the crop->image affines, as the Predictor makes them."""
+    from kdmark.data.images import load_image
+    from kdmark.data.transforms import crop_matrix, invert_affine, warp_image
+
+    size, margin = card["input_size"], card.get("crop", {}).get("margin", 0.15)
+    crops, back = [], []
+    for s, (x0, y0, x1, y1) in zip(samples, boxes):
+        side = max(x1 - x0, y1 - y0, 1.0) * (1 + 2 * margin)
+        m = crop_matrix((x0 + x1) / 2, (y0 + y1) / 2, side, size)
+        crops.append(warp_image(load_image(s.image), m, size).astype(np.float32).transpose(2, 0, 1) / 255.0)
+        back.append(invert_affine(m))
+    return np.stack(crops), back
+
+
+def _dlib_boxes(samples: list[Sample]) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
+    """Faces dlib's HOG detector finds (matched to the annotation by IoU > 0.3): indices, raw detector boxes,
+    and the same boxes in kdmark's landmark-box convention."""
+    import dlib
+
+    from kdmark.data.images import load_image
+    from kdmark.predict import _iou, landmark_box_from_detector
+
+    detector = dlib.get_frontal_face_detector()
+    idx, raw, converted = [], [], []
+    for i, s in enumerate(samples):
+        best, best_iou = None, 0.3
+        for d in detector(load_image(s.image), 1):
+            det = np.array([d.left(), d.top(), d.right() + 1, d.bottom() + 1], float)
+            iou = _iou(landmark_box_from_detector(det), s.landmark_box())
+            if iou > best_iou:
+                best, best_iou = det, iou
+        if best is not None:
+            idx.append(i)
+            raw.append(best)
+            converted.append(landmark_box_from_detector(best))
+    return idx, raw, converted
+
+
+def _model_file() -> Path:
+    """dlib's 68-point model shipped in face_recognition_models, found without importing the package (its
+    ``__init__`` needs pkg_resources)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
+        raise ImportError("face_recognition_models")
+    return Path(spec.origin).parent / "models" / "shape_predictor_68_face_landmarks.dat"
+
+
+def _dlib_predictor():
+    import dlib
+
+    return dlib.shape_predictor(str(_model_file()))
+
+
+def _dlib_points(predictor, image: np.ndarray, det: np.ndarray) -> np.ndarray:
+    import dlib
+
+    rect = dlib.rectangle(int(det[0]), int(det[1]), int(det[2]) - 1, int(det[3]) - 1)
+    shape = predictor(image, rect)
+    return np.array([[p.x, p.y] for p in shape.parts()], float)
+
+
+def bench(model_path: str | Path, data: str | Path | None = None, split: str | None = None, vs_dlib: bool = False,
+          runs: int = 30, max_faces: int = 200, int8: bool = True, workdir: str | Path | None = None) -> BenchReport:
+    """Measure a checkpoint: params, MACs, sizes, latency p50/p90 (batch 1, one thread and all threads) for
+    PyTorch eager, ONNX Runtime FP32 and INT8; accuracy per backend on ``data``; and dlib alongside."""
+    from kdmark.data import read_dataset
+    from kdmark.data.transforms import apply_affine
+    from kdmark.evaluate import score_samples
+    from kdmark.schemes import get_scheme
+
+    model, payload = load_checkpoint(model_path)
+    card = model.card
+    size, scheme = card["input_size"], get_scheme(card["scheme"])
+    work = Path(workdir or tempfile.mkdtemp(prefix="kdmark-bench-"))
+    fp32 = export_onnx(model, work / "model.onnx").path
+    macs, params = count_macs(model, size)
+    report = BenchReport(params, macs, {"checkpoint": Path(model_path).stat().st_size, "onnx_fp32":
+                                        fp32.stat().st_size}, {})
+    samples, boxes, dlib_dets, notes = [], [], [], report.notes
+    if data is not None:
+        ds = read_dataset(data, split=split, scheme=scheme)
+        samples = ds.samples[:max_faces]
+        if vs_dlib:
+            idx, dlib_dets, boxes = _dlib_boxes(samples)
+            notes.append(f"dlib's HOG detector found {len(idx)} of {len(samples)} faces; both models are scored on "
+                         "those faces, each given the same detector box")
+            samples = [samples[i] for i in idx]
+        else:
+            boxes = [s.landmark_box() for s in samples]
+            notes.append("boxes: the tight ground-truth landmark box of each face (kdmark's training convention)")
+    crops, back = _crops(samples, card, boxes) if samples else (np.random.rand(8, 3, size, size), [])
+    int8_path = None
+    if int8:
+        int8_path = quantize_int8(fp32, work / "model.int8.onnx", crops[:64].astype(np.float32))
+        report.sizes["onnx_int8"] = int8_path.stat().st_size
+        if not samples:
+            notes.append("INT8 calibrated on random inputs (give --data for real faces): its accuracy is unknown")
+    x1 = torch.from_numpy(crops[:1].astype(np.float32))
+    sessions = {"onnx-fp32": fp32} | ({"onnx-int8": int8_path} if int8_path else {})
+    all_threads = os.cpu_count() or 1
+    for threads in sorted({1, all_threads}):
+        torch.set_num_threads(threads)
+        report.latency[f"torch-eager {threads}t"] = latency_ms(lambda x: model.predict(x), x1, runs)
+        for name, path in sessions.items():
+            sess = onnx_session(path, threads)
+            report.latency[f"{name} {threads}t"] = latency_ms(lambda x, s=sess: s.run(None, {"image": x}),
+                                                              x1.numpy(), runs)
+    torch.set_num_threads(all_threads)
+    if samples:
+        preds = {"torch": model.predict(torch.from_numpy(crops.astype(np.float32)))[0].numpy()}
+        for name, path in sessions.items():
+            preds[name] = onnx_session(path).run(None, {"image": crops.astype(np.float32)})[0]
+        for name, pts in preds.items():
+            img_pts = np.stack([apply_affine(p.astype(np.float64), m) for p, m in zip(pts, back)])
+            m, _, _ = score_samples(samples, img_pts, scheme, ds.normaliser)
+            report.accuracy[name] = m.to_dict() | {"faces": len(samples)}
+    if vs_dlib:
+        _bench_dlib(report, samples, dlib_dets, scheme, ds.normaliser if samples else None, runs)
+    return report
+
+
+def _bench_dlib(report: BenchReport, samples: list[Sample], dets: list[np.ndarray], scheme, normaliser,
+                runs: int) -> None:
+    from kdmark.data.images import load_image
+    from kdmark.evaluate import score_samples
+
+    if scheme.num_points != 68:
+        report.notes.append(f"--vs dlib skipped: dlib predicts 68 points, this model {scheme.num_points}")
+        return
+    try:
+        predictor = _dlib_predictor()
+    except ImportError:
+        report.notes.append("--vs dlib skipped: pip install 'kdmark[dlib]' (dlib-bin, face_recognition_models)")
+        return
+    report.sizes["dlib_68"] = _model_file().stat().st_size
+    if not samples:
+        report.notes.append("--vs dlib needs --data: nothing to compare on")
+        return
+    images = [load_image(s.image) for s in samples]
+    report.latency["dlib-68 1t"] = latency_ms(lambda i: _dlib_points(predictor, images[i], dets[i]), 0, runs)
+    pts = np.stack([_dlib_points(predictor, img, d) for img, d in zip(images, dets)])
+    m, _, _ = score_samples(samples, pts, scheme, normaliser)
+    report.accuracy["dlib-68"] = m.to_dict() | {"faces": len(samples)}
+

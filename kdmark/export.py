@@ -1,0 +1,160 @@
+"""ONNX export with a parity check, and INT8 static quantisation calibrated on real faces.
+
+The exported graph takes ``image`` (B, 3, S, S) float RGB in [0, 1] (normalisation is inside) and returns
+``points`` (B, K, 2) in input pixels and ``scores`` (B, K): the codec's decoding is part of the graph, so a
+deployment needs no kdmark code. The model card is stored as JSON in the ONNX metadata (key ``kdmark_card``).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdmark.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from kdmark.models.landmark_net import LandmarkNet
+
+__all__ = ["export_onnx", "quantize_int8", "ExportError", "ExportResult", "read_onnx_card", "onnx_session"]
+
+CARD_KEY = "kdmark_card"
+
+
+class ExportError(RuntimeError):
+    """Export failed or the exported model does not match PyTorch within tolerance."""
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    max_abs_error: float  # points, in input pixels, ONNX Runtime vs PyTorch on random inputs
+    size_bytes: int
+
+
+class _Decoded(nn.Module):
+    """The graph that is exported: image -> (points, scores), decoding included."""
+
+    def __init__(self, model: LandmarkNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.codec.decode(self.model(image))
+
+
+def onnx_session(path: str | Path, threads: int | None = None):
+    """An onnxruntime CPU session (``threads`` intra-op threads; None: onnxruntime's default)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
+        raise CheckpointError(f"{path}: not a loadable ONNX model ({str(err).splitlines()[0][:120]})") from None
+
+
+def read_onnx_card(path: str | Path) -> dict:
+    """The kdmark model card stored in an exported ONNX file."""
+    session = onnx_session(path, threads=1)
+    meta = session.get_modelmeta().custom_metadata_map
+    if CARD_KEY not in meta:
+        raise CheckpointError(f"{path}: an ONNX model, but not one exported by kdmark (no {CARD_KEY} metadata)")
+    return json.loads(meta[CARD_KEY])
+
+
+def _max_error(model: LandmarkNet, path: Path, size: int, batch: int = 3) -> float:
+    x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref, _ = model.codec.decode(model(x))
+    got, _ = onnx_session(path, threads=1).run(None, {"image": x.numpy()})
+    return float(np.abs(got - ref.numpy()).max())
+
+
+def export_onnx(model: LandmarkNet | str | Path, path: str | Path, opset: int = 17,
+                tolerance: float = 1e-3) -> ExportResult:
+    """Export a model (or checkpoint path) to ONNX and check it against PyTorch.
+
+    ``tolerance`` is the largest allowed point difference in input pixels; above it the export fails and no file
+    is left at ``path`` (an earlier file there stays untouched).
+    """
+    if not isinstance(model, nn.Module):
+        model, _ = load_checkpoint(model)
+    model = model.eval()
+    path = Path(path)
+    size = model.card["input_size"]
+    tmp = path.with_name(f".{path.name}.export.onnx")
+    wrapper = _Decoded(model).eval()  # eval: the exporter restores the wrapper's mode onto the model afterwards
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, (torch.rand(1, 3, size, size),), str(tmp), input_names=["image"],
+                          output_names=["points", "scores"], opset_version=opset, dynamo=False,
+                          dynamic_axes={"image": {0: "batch"}, "points": {0: "batch"}, "scores": {0: "batch"}})
+    try:
+        _add_card(tmp, model.card)
+        err = _max_error(model, tmp, size)
+        if not err <= tolerance:
+            raise ExportError(f"{path}: ONNX output differs from PyTorch by {err:.3g} px (tolerance {tolerance:g})")
+        data = tmp.read_bytes()
+        atomic_write_bytes(path, lambda f: f.write(data))
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(path, err, path.stat().st_size)
+
+
+def _add_card(path: Path, card: dict) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = CARD_KEY, json.dumps(card)
+    proto.producer_name = "kdmark"
+    onnx.save(proto, str(path))
+
+
+class _Calibration:
+    """onnxruntime CalibrationDataReader over (N, 3, S, S) face crops."""
+
+    def __init__(self, images: np.ndarray, batch: int = 8):
+        self.batches = iter([images[i:i + batch] for i in range(0, len(images), batch)])
+
+    def get_next(self):
+        b = next(self.batches, None)
+        return None if b is None else {"image": b.astype(np.float32)}
+
+
+def quantize_int8(fp32_path: str | Path, path: str | Path, calibration_images: np.ndarray) -> Path:
+    """Static INT8 quantisation (QDQ, per-channel weights) calibrated on real face crops (N, 3, S, S) in [0, 1].
+
+    Only the network's convolutions and matrix products are quantised; the decoding stays in float.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if len(calibration_images) == 0:
+        raise ExportError(f"{path}: INT8 calibration needs at least one face image")
+    path = Path(path)
+    pre = path.with_name(f".{path.name}.pre.onnx")
+    tmp = path.with_name(f".{path.name}.int8.onnx")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+            quantize_static(str(pre), str(tmp), _Calibration(calibration_images), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                            op_types_to_quantize=["Conv", "ConvTranspose", "Gemm", "MatMul"],
+                            calibrate_method=CalibrationMethod.MinMax)
+        card = read_onnx_card(fp32_path) | {"precision": "int8"}
+        _add_card(tmp, card)
+        data = tmp.read_bytes()
+        atomic_write_bytes(path, lambda f: f.write(data))
+    finally:
+        pre.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    return path

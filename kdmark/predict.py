@@ -1,0 +1,244 @@
+"""``Predictor``: photo (or video frame) in, landmarks in original-image pixels out, from a checkpoint or an ONNX
+file, on PyTorch or onnxruntime. Faces come from ``boxes`` or from dlib's HOG detector.
+
+Example:
+    >>> p = kdmark.Predictor("runs/300w_mbv2_heatmap/best.ckpt")
+    >>> faces = p.predict("photo.jpg")                    # dlib finds the faces
+    >>> faces[0].landmarks.shape, faces[0].scores.shape   # (68, 2) image pixels, (68,) per-point confidence
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdmark.checkpoint import load_checkpoint
+from kdmark.data.images import load_image
+from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
+
+__all__ = ["Predictor", "Face", "DetectorError", "detect_faces", "OneEuroFilter", "DLIB_HOG_TO_LANDMARK_BOX"]
+
+# How dlib's HOG box relates to the tight 68-point landmark box kdmark crops around in training, measured on
+# 1160 real 300-W faces by scripts/calibrate_detector.py (medians): centre offset (dx, dy) in detector sides and
+# the landmark box side per detector side. dx measured -0.022 is set to 0: faces are left-right symmetric.
+DLIB_HOG_TO_LANDMARK_BOX = (0.0, 0.087, 0.995)
+
+
+class DetectorError(RuntimeError):
+    """No face detector available (dlib missing)."""
+
+
+@dataclass
+class Face:
+    """One face: ``box`` [x0, y0, x1, y1] it was cropped from, ``landmarks`` (K, 2) and ``scores`` (K,) in image
+    pixels. ``to_dict()`` gives the JSON form written by ``kdmark predict``."""
+
+    box: np.ndarray
+    landmarks: np.ndarray
+    scores: np.ndarray
+    detector_box: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"box": [round(float(v), 2) for v in self.box],
+                "landmarks": np.round(self.landmarks, 3).tolist(), "scores": np.round(self.scores, 4).tolist()}
+
+
+_DETECTOR = None
+
+
+def detect_faces(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
+    """dlib HOG face boxes [x0, y0, x1, y1] on an RGB image, converted to kdmark's landmark-box convention."""
+    global _DETECTOR
+    try:
+        import dlib
+    except ImportError:
+        raise DetectorError("finding faces needs dlib: pip install 'kdmark[dlib]', or pass boxes") from None
+    if _DETECTOR is None:
+        _DETECTOR = dlib.get_frontal_face_detector()
+    boxes = []
+    for d in _DETECTOR(np.ascontiguousarray(image), upsample):
+        det = np.array([d.left(), d.top(), d.right() + 1, d.bottom() + 1], float)
+        boxes.append(landmark_box_from_detector(det))
+    return boxes
+
+
+def landmark_box_from_detector(det: np.ndarray) -> np.ndarray:
+    dx, dy, s = DLIB_HOG_TO_LANDMARK_BOX
+    side = det[2] - det[0]
+    cx, cy = (det[0] + det[2]) / 2 + dx * side, (det[1] + det[3]) / 2 + dy * side
+    half = s * side / 2
+    return np.array([cx - half, cy - half, cx + half, cy + half])
+
+
+class _TorchBackend:
+    def __init__(self, model, threads: int | None):
+        self.model, self.threads = model.eval(), threads
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        pts, scores = self.model.predict(torch.from_numpy(batch))
+        return pts.numpy(), scores.numpy()
+
+
+class _OnnxBackend:
+    def __init__(self, path: Path, threads: int | None):
+        from kdmark.export import onnx_session
+
+        self.session = onnx_session(path, threads)
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pts, scores = self.session.run(None, {"image": batch})
+        return pts, scores
+
+
+def _load(model, backend: str, threads: int | None):
+    """(callable backend, card) for a LandmarkNet, a .ckpt or a .onnx file."""
+    if isinstance(model, torch.nn.Module):
+        return _TorchBackend(model, threads), model.card
+    path = Path(model)
+    if path.suffix == ".onnx" or backend == "onnx":
+        from kdmark.export import export_onnx, read_onnx_card
+
+        if path.suffix != ".onnx":  # a checkpoint asked to run on onnxruntime: export it next to a temp file
+            import tempfile
+
+            onnx_path = Path(tempfile.mkdtemp(prefix="kdmark-")) / (path.stem + ".onnx")
+            export_onnx(path, onnx_path)
+            path = onnx_path
+        return _OnnxBackend(path, threads), read_onnx_card(path)
+    net, payload = load_checkpoint(path)
+    return _TorchBackend(net, threads), payload["card"]
+
+
+class Predictor:
+    """Landmarks for the faces in an image.
+
+    Args:
+        model: a ``.ckpt`` or ``.onnx`` path, or a LandmarkNet.
+        backend: "torch", "onnx" or "auto" (by file type).
+        threads: CPU threads for inference (None: the library default).
+        margin: crop margin around the face box (None: as in training).
+        batch_size: faces per forward pass.
+    """
+
+    def __init__(self, model, backend: str = "auto", threads: int | None = None, margin: float | None = None,
+                 batch_size: int = 32):
+        self.run, self.card = _load(model, backend, threads)
+        crop = self.card.get("crop", {})
+        self.margin = margin if margin is not None else crop.get("margin", 0.15)
+        self.size, self.batch_size = self.card["input_size"], batch_size
+
+    @property
+    def num_points(self) -> int:
+        return self.card["num_points"]
+
+    def _crop(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        side = max(x1 - x0, y1 - y0, 1.0) * (1 + 2 * self.margin)
+        m = crop_matrix((x0 + x1) / 2, (y0 + y1) / 2, side, self.size)
+        crop = warp_image(image, m, self.size).astype(np.float32) / 255.0
+        return crop.transpose(2, 0, 1), m
+
+    def predict_crops(self, items: list[tuple[np.ndarray, np.ndarray]]) -> list[Face]:
+        """Faces for (image, box) pairs, in batches of ``batch_size``."""
+        faces = []
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start:start + self.batch_size]
+            crops, mats = zip(*(self._crop(img, box) for img, box in chunk))
+            pts, scores = self.run(np.stack(crops))
+            for (_, box), p, s, m in zip(chunk, pts, scores, mats):
+                faces.append(Face(np.asarray(box, float), apply_affine(p.astype(np.float64), invert_affine(m)), s))
+        return faces
+
+    def predict(self, image: str | Path | np.ndarray, boxes: list | np.ndarray | None = None) -> list[Face]:
+        """Landmarks for each face: ``boxes`` [[x0, y0, x1, y1], ...] tight around the faces (the box convention
+        kdmark trains with), or None to find faces with dlib. An image without faces gives an empty list."""
+        img = load_image(image) if not isinstance(image, np.ndarray) else image
+        if boxes is None:
+            boxes = detect_faces(img)
+        boxes = [np.asarray(b, float).reshape(4) for b in boxes]
+        return self.predict_crops([(img, b) for b in boxes]) if boxes else []
+
+    __call__ = predict
+
+
+class OneEuroFilter:
+    """The One-Euro filter (Casiez et al., CHI 2012) for landmark tracks: little lag on fast motion, little jitter
+    when still. ``min_cutoff`` (Hz) sets smoothing at rest, ``beta`` how fast it opens up with speed."""
+
+    def __init__(self, fps: float, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0):
+        self.dt, self.min_cutoff, self.beta, self.d_cutoff = 1.0 / fps, min_cutoff, beta, d_cutoff
+        self.x: np.ndarray | None = None
+        self.dx: np.ndarray | None = None
+
+    def _alpha(self, cutoff: np.ndarray | float) -> np.ndarray | float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / self.dt)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.x is None:
+            self.x, self.dx = x.copy(), np.zeros_like(x)
+            return x
+        dx = (x - self.x) / self.dt
+        self.dx = self.dx + self._alpha(self.d_cutoff) * (dx - self.dx)
+        cutoff = self.min_cutoff + self.beta * np.abs(self.dx)
+        self.x = self.x + self._alpha(cutoff) * (x - self.x)
+        return self.x.copy()
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def predict_video(predictor: Predictor, path: str | Path, redetect_every: int = 15, smooth: bool = True,
+                  progress: bool = False):
+    """Yield (frame index, RGB frame, faces) for a video. Faces are tracked from frame to frame by their landmark
+    box, re-detected every ``redetect_every`` frames, and smoothed with a One-Euro filter per track."""
+    import cv2
+    from tqdm.auto import tqdm
+
+    from kdmark.data.records import DatasetError
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DatasetError(path, "not a readable video")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    tracks: list[tuple[np.ndarray, OneEuroFilter]] = []
+    bar = tqdm(total=total, desc=Path(path).name, unit="frame", disable=not progress, leave=False)
+    index = 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        boxes = [b for b, _ in tracks]
+        if index % redetect_every == 0 or not tracks:
+            detected = detect_faces(frame)
+            # keep a track whose box overlaps a detection; new detections start new tracks
+            kept = [(b, f) for b, f in tracks if any(_iou(b, d) > 0.3 for d in detected)]
+            fresh = [d for d in detected if not any(_iou(b, d) > 0.3 for b, _ in kept)]
+            tracks = kept + [(d, OneEuroFilter(fps)) for d in fresh]
+            boxes = [b for b, _ in tracks]
+        faces = predictor.predict(frame, boxes) if boxes else []
+        new_tracks = []
+        for face, (_, filt) in zip(faces, tracks):
+            if smooth:
+                face.landmarks = filt(face.landmarks)
+            lo, hi = face.landmarks.min(axis=0), face.landmarks.max(axis=0)
+            new_tracks.append((np.concatenate([lo, hi]), filt))
+        tracks = new_tracks
+        yield index, frame, faces
+        index += 1
+        bar.update(1)
+    bar.close()
+    cap.release()

@@ -1,0 +1,125 @@
+"""``kdmark predict``: images, folders and videos in; JSON and drawings out. One bad input is one error line,
+and the other inputs are still processed (the exit status is 1 when any input failed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from kdmark.checkpoint import atomic_write_bytes
+from kdmark.data.images import load_image
+from kdmark.data.readers._common import IMAGE_EXTS
+from kdmark.data.records import DatasetError
+from kdmark.predict import Face, Predictor, predict_video
+
+__all__ = ["run_predict", "draw_faces"]
+
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+def _expand(inputs: list[str]) -> list[Path]:
+    files = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix in IMAGE_EXTS or f.suffix.lower() in VIDEO_EXTS)
+            if not found:
+                print(f"kdmark: error: {p}: no images or videos in this folder", file=sys.stderr)
+            files.extend(found)
+        else:
+            files.append(p)
+    return files
+
+
+def _load_boxes(path: str | None) -> dict[str, list]:
+    if path is None:
+        return {}
+    try:
+        boxes = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise DatasetError(path, f"not a readable boxes JSON ({err})") from None
+    if not isinstance(boxes, dict):
+        raise DatasetError(path, "expected a JSON object: image file name -> [[x0, y0, x1, y1], ...]")
+    for name, items in boxes.items():
+        arr = np.asarray(items, dtype=float) if items else np.zeros((0, 4))
+        if arr.ndim != 2 or arr.shape[1] != 4 or not np.isfinite(arr).all():
+            raise DatasetError(path, f"{name}: boxes must be a list of [x0, y0, x1, y1] numbers")
+        if len(arr) and ((arr[:, 2] <= arr[:, 0]) | (arr[:, 3] <= arr[:, 1])).any():
+            raise DatasetError(path, f"{name}: a box has zero or negative size")
+    return boxes
+
+
+def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """BGR copy of an RGB image with each face's box and landmarks (green: confident, red: unsure)."""
+    out = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    r = max(1, round(max(image.shape[:2]) / 400))
+    for f in faces:
+        x0, y0, x1, y1 = (int(round(v)) for v in f.box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 200, 0), r)
+        for (x, y), s in zip(f.landmarks, f.scores):
+            colour = (0, 200, 0) if s >= 0.3 else (0, 0, 230)
+            cv2.circle(out, (int(round(x)), int(round(y))), r + 1, colour, -1, cv2.LINE_AA)
+    return out
+
+
+def _save_png(path: Path, bgr: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", bgr)
+    if ok:
+        atomic_write_bytes(path, lambda f: f.write(buf.tobytes()))
+
+
+def _image(predictor: Predictor, path: Path, boxes: dict, draw: Path | None) -> list[dict]:
+    img = load_image(path)
+    given = boxes.get(path.name, boxes.get(str(path)))
+    faces = predictor.predict(img, given)
+    if draw is not None:
+        _save_png(draw / f"{path.stem}.png", draw_faces(img, faces))
+    return [f.to_dict() for f in faces]
+
+
+def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool) -> list[dict]:
+    frames, writer = [], None
+    try:
+        for index, frame, faces in predict_video(predictor, path, smooth=smooth, progress=sys.stderr.isatty()):
+            frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
+            if draw is not None:
+                if writer is None:
+                    h, w = frame.shape[:2]
+                    writer = cv2.VideoWriter(str(draw / f"{path.stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25,
+                                             (w, h))
+                writer.write(draw_faces(frame, faces))
+    finally:
+        if writer is not None:
+            writer.release()
+    return frames
+
+
+def run_predict(args) -> int:
+    predictor = Predictor(args.model, backend=args.backend, batch_size=args.batch_size)
+    boxes = _load_boxes(args.boxes)
+    draw = Path(args.draw) if args.draw else None
+    if draw is not None:
+        draw.mkdir(parents=True, exist_ok=True)
+    results, failed = {}, 0
+    files = _expand(args.inputs)
+    for path in tqdm(files, desc="predicting", unit="file", disable=not sys.stderr.isatty(), leave=False):
+        try:
+            if path.suffix.lower() in VIDEO_EXTS:
+                results[path.name] = _video(predictor, path, draw, not args.no_smooth)
+            else:
+                results[path.name] = _image(predictor, path, boxes, draw)
+        except DatasetError as err:
+            print(f"kdmark: error: {err}", file=sys.stderr)
+            failed += 1
+    if args.json:
+        text = json.dumps(results, indent=1)
+        atomic_write_bytes(args.json, lambda f: f.write(text.encode()))
+    faces = sum(len(v) for v in results.values() if v and "box" in v[0])
+    print(f"{len(results)} of {len(files)} inputs done, {faces} faces in images"
+          + (f"; {failed} failed" if failed else "") + (f"; wrote {args.json}" if args.json else ""))
+    return 1 if failed or not files else 0
