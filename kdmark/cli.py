@@ -119,6 +119,18 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _distill(args: argparse.Namespace) -> int:
+    from kdmark.config import DistillConfig, load_config
+    from kdmark.runs import distill
+
+    cfg = load_config(DistillConfig, args.recipe, args.overrides)
+    result = distill(cfg)
+    best = result.metrics.get("best_val_nme")
+    print(f"best checkpoint: {result.best_checkpoint} (val NME {best * 100:.3f}% at epoch "
+          f"{result.metrics.get('best_epoch')})")
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from kdmark.evaluate import evaluate
 
@@ -233,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("recipe", help="YAML recipe (see recipes/)")
     tr.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=10 data.root=PATH")
     tr.set_defaults(func=_train)
+
+    di = verbs.add_parser("distill", help="train a student with frozen teachers and distillation losses")
+    di.add_argument("recipe", help="YAML recipe (see recipes/)")
+    di.add_argument("overrides", nargs="*", help="key=value overrides, e.g. teachers=[t.ckpt] kd.heatmap=100")
+    di.set_defaults(func=_distill)
 
     ev = verbs.add_parser("eval", help="score a checkpoint on a dataset (NME, FR, AUC, per subset)")
     ev.add_argument("checkpoint")

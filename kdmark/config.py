@@ -29,6 +29,8 @@ __all__ = [
     "LossConfig",
     "OptimConfig",
     "TrainConfig",
+    "KDConfig",
+    "DistillConfig",
     "EvalConfig",
     "load_config",
     "from_dict",
@@ -130,6 +132,7 @@ class TrainConfig:
     batch_size: int = 32
     seed: int = 0
     out_dir: str = "runs/train"
+    asm_variance: float | None = None  # train on ASM soft landmarks keeping this share of shape variance (0.9)
     ema: float | None = None  # EMA decay of the weights used for validation and export, e.g. 0.998
     resume: bool = False  # continue from out_dir/last.ckpt
     init_from: str | None = None  # start from this checkpoint's weights
@@ -143,6 +146,33 @@ class TrainConfig:
     val_every: int = 1
     progress: bool = True
     tensorboard: bool = False
+
+
+@dataclass(frozen=True)
+class KDConfig:
+    """Which distillation terms to add, and how much (0 turns a term off). Teachers are indexed by their position
+    in ``DistillConfig.teachers``."""
+
+    w_sup: float = 1.0  # weight of the supervised loss (KD-Loss contains its own main loss: set 0 there)
+    kd_loss: float = 0.0  # Fard & Mahoor KD-Loss (regression students); needs a tough and a tolerant teacher
+    kd_loss_preset: Literal["code", "paper_fig"] = "code"
+    tough: int = 0
+    tolerant: int = 1
+    pooled_feature: float = 0.0  # Appl. Sci. loss3
+    pooled_adapter: Literal["student", "teacher"] = "student"
+    feature_aligned: float = 0.0  # MobileFAN L_FA
+    feature_similarity: float = 0.0  # MobileFAN L_FS
+    heatmap: float = 0.0  # Hong & Lin (100 in their code)
+    heatmap_kind: Literal["mse", "l2sum"] = "mse"
+    teacher: int = 0  # the teacher for the feature and heatmap terms
+
+
+@dataclass(frozen=True)
+class DistillConfig(TrainConfig):
+    """``kdmark distill``: a training run with frozen teachers and distillation terms."""
+
+    teachers: tuple[str, ...] = ()  # teacher checkpoints
+    kd: KDConfig = field(default_factory=KDConfig)
 
 
 @dataclass(frozen=True)

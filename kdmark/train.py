@@ -117,6 +117,8 @@ def build_data(cfg: TrainConfig, codec, progress: bool = False) -> Data:
     val_samples, skipped_val = _readable(val_samples, d.skip_bad, progress)
     for line in skipped + skipped_val:
         print(f"kdmark: skipped {line}")
+    if cfg.asm_variance:
+        train_samples = soften_with_asm(train_samples, cfg.asm_variance)
     if not train_samples or not val_samples:
         raise DatasetError(d.root, f"{len(train_samples)} training and {len(val_samples)} validation faces: "
                            "both must be non-empty")
@@ -127,6 +129,17 @@ def build_data(cfg: TrainConfig, codec, progress: bool = False) -> Data:
                   cache=d.cache)
     return Data(LandmarkDataset(train_samples, augment=aug, seed=cfg.seed, **common),
                 LandmarkDataset(val_samples, augment=None, **common), ds.scheme, ds.normaliser)
+
+
+def soften_with_asm(samples: list, variance: float) -> list:
+    """Training faces with their points replaced by ASM soft landmarks (the Tolerant teacher's targets)."""
+    import dataclasses
+
+    from kdmark.asm import ActiveShapeModel
+
+    shapes = np.stack([s.points for s in samples])
+    soft = ActiveShapeModel(variance).fit(shapes).project(shapes)
+    return [dataclasses.replace(s, points=p) for s, p in zip(samples, soft)]
 
 
 def build_task(cfg: TrainConfig, model: LandmarkNet) -> SupervisedTask:
@@ -219,7 +232,7 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
     last, best = out / "last.ckpt", out / "best.ckpt"
     if cfg.resume and last.is_file():
         ts = read_checkpoint(last)["train_state"]
-        model.load_state_dict(ts["model"])
+        task.load_state_dict(ts["task"])  # the model and any trainable distillation adapters
         optimizer.load_state_dict(ts["optimizer"])
         scheduler.load_state_dict(ts["scheduler"])
         if ema is not None and ts.get("ema") is not None:
@@ -278,7 +291,7 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
                     save_checkpoint(best, eval_model, config, metrics)
         if fabric.is_global_zero:
             log.add(row)
-            train_state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            train_state = {"model": model.state_dict(), "task": _unwrap(task).state_dict(), "optimizer": optimizer.state_dict(),
                            "scheduler": scheduler.state_dict(), "ema": ema.module.state_dict() if ema else None,
                            "state": dict(state), "rng": _rng_state(), "log": log.rows}
             save_checkpoint(last, eval_model, config, metrics, train_state)
@@ -287,6 +300,13 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
         if final:
             break
     return RunResult(out, best, last, {**metrics, "best_val_nme": state["best"], "best_epoch": state["best_epoch"]})
+
+
+def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The task under Fabric's (and DDP's) wrappers, so its state_dict keys do not depend on the strategy."""
+    while hasattr(module, "module") and not isinstance(module, SupervisedTask):
+        module = module.module
+    return module
 
 
 def _summary(row: dict, state: dict) -> str:

@@ -1,0 +1,258 @@
+"""Distillation: frozen teachers, the four seed methods' losses, and the task that composes them.
+
+Each loss is an ``nn.Module`` called as ``loss(student_out, teacher_outs, batch)``; ``DistillTask`` adds
+``sum(weight * loss)`` to the supervised loss. Teachers are held outside the task's registered modules, so
+Fabric/DDP never wraps them, and they stay in eval mode without gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdmark.checkpoint import load_checkpoint
+from kdmark.models.landmark_net import LandmarkNet
+from kdmark.tasks import SupervisedTask
+
+__all__ = ["Teacher", "KDLoss", "KDPreset", "KD_PRESETS", "PooledFeatureKD", "FeatureAlignedKD",
+           "FeatureSimilarityKD", "HeatmapKD", "DistillTask", "kd_loss_regions"]
+
+
+class Teacher(nn.Module):
+    """A frozen teacher around any kdmark checkpoint (or LandmarkNet).
+
+    It always runs in eval mode under ``no_grad``. Inputs are the student's [0, 1] images: each model normalises
+    with its own mean/std inside, and images are resized when the teacher was trained at another input size.
+    Outputs are mapped to the student's frame: ``coords`` in [0, 1], ``points`` in student input pixels, and
+    ``heatmaps`` resized to ``heatmap_size`` when given.
+    """
+
+    def __init__(self, model: LandmarkNet | str, student_size: int, heatmap_size: int | None = None):
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            model, _ = load_checkpoint(model)
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.size, self.student_size, self.heatmap_size = model.card["input_size"], student_size, heatmap_size
+
+    def train(self, mode: bool = True) -> Teacher:  # noqa: ARG002 - a teacher never leaves eval mode
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        if image.shape[-1] != self.size:
+            image = F.interpolate(image, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        out = self.model(image)
+        points, scores = self.model.codec.decode(out)
+        out["points"] = (points + 0.5) * (self.student_size / self.size) - 0.5
+        out["coords"] = (points + 0.5) / self.size
+        out["scores"] = scores
+        if self.heatmap_size and "heatmaps" in out and out["heatmaps"].shape[-1] != self.heatmap_size:
+            out["heatmaps"] = F.interpolate(out["heatmaps"], size=(self.heatmap_size,) * 2, mode="bilinear",
+                                            align_corners=False)
+        return out
+
+
+# --- KD-Loss (Fard & Mahoor) -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KDPreset:
+    """KD-Loss constants (methods.md §1(b)): ``code`` follows the authors' code, ``paper_fig`` their figures."""
+
+    alpha_tough: tuple[float, float]  # (alpha in R_P, alpha- in R_N)
+    alpha_tolerant: tuple[float, float]
+    beta: float
+    l1_slope: float
+    ramp: bool  # paper figures: omega ramps from alpha- at B to 0 at G inside R_L
+    w_main: float
+    w_tough: float
+    w_tolerant: float
+
+
+KD_PRESETS = {
+    "code": KDPreset((1.9, -0.45), (1.8, -0.40), 0.15, 3.0, False, 2.0, 1.0, 1.0),
+    "paper_fig": KDPreset((1.0, -0.5), (1.0, -0.5), 0.4, 1.0, True, 1.0, 1.0, 1.0),
+}
+
+
+@torch.no_grad()
+def kd_loss_regions(p: torch.Tensor, g: torch.Tensor, t: torch.Tensor, alpha: tuple[float, float], beta: float,
+                    ramp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(omega weights, reflected teacher T') per coordinate, computed without gradients.
+
+    T' = G + s|T - G| and B = G + s beta |T - G| with s = sign(P - G). omega = alpha in R_P (student beyond T'),
+    alpha- in R_N (student between B and T'), 0 in R_L (between G and B), or a ramp there with ``ramp``.
+    """
+    s = torch.sign(p - g)
+    gap = (t - g).abs()
+    t_ref, b = g + s * gap, g + s * beta * gap
+    omega = alpha[0] * (torch.sign(p - t_ref) * torch.sign(t_ref - g) > 0).to(p.dtype)
+    omega = omega + alpha[1] * (torch.sign(t_ref - p) * torch.sign(p - b) >= 0).to(p.dtype)
+    if ramp:
+        inner = (p - g).abs() < (b - g).abs()
+        omega = torch.where(inner, alpha[1] * (p - g).abs() / (b - g).abs().clamp_min(1e-12), omega)
+    return omega, t_ref
+
+
+class KDLoss(nn.Module):
+    """Fard & Mahoor's KD-Loss = Loss_Main + ALoss_Tough + ALoss_Tolerant on regression coordinates.
+
+    Coordinates are the codec's [0, 1] crop coordinates (the authors' (112 - x)/224 labels differ only by sign and
+    offset, which this element-wise loss does not see). ``tough`` and ``tolerant`` index the run's teachers.
+    """
+
+    def __init__(self, preset: str | KDPreset = "code", tough: int = 0, tolerant: int = 1):
+        super().__init__()
+        self.preset = KD_PRESETS[preset] if isinstance(preset, str) else preset
+        self.tough, self.tolerant = tough, tolerant
+
+    def terms(self, p: torch.Tensor, g: torch.Tensor, t_tough: torch.Tensor,
+              t_tol: torch.Tensor) -> dict[str, torch.Tensor]:
+        c = self.preset
+        out = {}
+        for name, t, alpha, w in (("tough", t_tough, c.alpha_tough, c.w_tough),
+                                  ("tolerant", t_tol, c.alpha_tolerant, c.w_tolerant)):
+            omega, t_ref = kd_loss_regions(p, g, t, alpha, c.beta, c.ramp)
+            out[f"aloss_{name}"] = w * (omega * (t_ref - p).abs()).mean()
+        phi, d = (g - t_tol).abs().detach(), (g - p).abs()
+        main = torch.where(d <= phi, c.l1_slope * d, d * d + c.l1_slope * phi - phi * phi)
+        out["main"] = c.w_main * main.mean()
+        return out
+
+    def forward(self, student: dict, teachers: list[dict], batch: dict) -> torch.Tensor:
+        t = self.terms(student["coords"], batch["coords"], teachers[self.tough]["coords"],
+                       teachers[self.tolerant]["coords"])
+        return t["main"] + t["aloss_tough"] + t["aloss_tolerant"]
+
+
+# --- feature and heatmap distillation ------------------------------------------------------------------------------
+
+
+class PooledFeatureKD(nn.Module):
+    """Appl. Sci. 2024 loss3: MSE between globally pooled backbone features through 1x1 adapters.
+
+    ``side="student"`` (default) projects the student's pooled feature to the teacher's width (FitNets): the
+    teacher's feature is a fixed target, so the loss cannot be lowered by shrinking both sides. ``side="teacher"``
+    projects the teacher to the student's width, the reading of the paper's normalisation by C_m.
+    """
+
+    def __init__(self, student_channels: int, teacher_channels: int, side: str = "student", teacher: int = 0):
+        super().__init__()
+        self.side, self.teacher = side, teacher
+        cin, cout = (student_channels, teacher_channels) if side == "student" else (teacher_channels, student_channels)
+        self.adapter = nn.Linear(cin, cout, bias=False)  # a 1x1 convolution on a pooled vector
+
+    def forward(self, student: dict, teachers: list[dict], batch: dict) -> torch.Tensor:
+        s = student["features"][-1].mean(dim=(2, 3))
+        t = teachers[self.teacher]["features"][-1].mean(dim=(2, 3))
+        if self.side == "student":
+            s = self.adapter(s)
+        else:
+            t = self.adapter(t)
+        return F.mse_loss(s, t)
+
+
+def _resize_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    return x if x.shape[-2:] == ref.shape[-2:] else F.interpolate(x, size=ref.shape[-2:], mode="bilinear",
+                                                                  align_corners=False)
+
+
+class FeatureAlignedKD(nn.Module):
+    """MobileFAN L_FA: per decoder stage, an adapter Conv1x1 (no bias) + BN + ReLU maps the student's stage output
+    to the teacher's width, then MSE to the teacher's stage output; summed over stages. Each stage has its own
+    adapter (the public code's third stage reuses the second's: not reproduced)."""
+
+    def __init__(self, student_channels: list[int], teacher_channels: list[int], teacher: int = 0):
+        super().__init__()
+        self.teacher = teacher
+        self.adapters = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(cs, ct, 1, bias=False), nn.BatchNorm2d(ct), nn.ReLU(inplace=True))
+            for cs, ct in zip(student_channels, teacher_channels))
+
+    def forward(self, student: dict, teachers: list[dict], batch: dict) -> torch.Tensor:
+        total = 0.0
+        for adapter, s, t in zip(self.adapters, student["head_features"], teachers[self.teacher]["head_features"]):
+            total = total + F.mse_loss(adapter(s), _resize_like(t, s))
+        return total
+
+
+def similarity_matrix(f: torch.Tensor) -> torch.Tensor:
+    """(B, HW, HW) cosine similarities between the feature vectors at every pair of spatial positions."""
+    q = f.flatten(2)  # (B, C, HW)
+    norms = q.norm(dim=1)  # (B, HW)
+    return q.transpose(1, 2) @ q / (norms[:, :, None] * norms[:, None, :] + 1e-9)
+
+
+class FeatureSimilarityKD(nn.Module):
+    """MobileFAN L_FS: per stage, sum over position pairs of the squared difference of the student's and the
+    teacher's cosine-similarity matrices, divided by (HW)^2, averaged over the batch; summed over stages. Raw
+    student features (no adapter): the matrices are (HW)x(HW) whatever the channel counts."""
+
+    def __init__(self, teacher: int = 0):
+        super().__init__()
+        self.teacher = teacher
+
+    def forward(self, student: dict, teachers: list[dict], batch: dict) -> torch.Tensor:
+        total = 0.0
+        for s, t in zip(student["head_features"], teachers[self.teacher]["head_features"]):
+            a_s, a_t = similarity_matrix(s), similarity_matrix(_resize_like(t, s))
+            hw = a_s.shape[-1]
+            total = total + ((a_s - a_t) ** 2).sum(dim=(1, 2)).mean() / hw**2
+        return total
+
+
+class HeatmapKD(nn.Module):
+    """Hong & Lin: the teacher's heatmaps supervise the student's. ``kind="mse"`` is their code (mean squared
+    error, weighted 100 there); ``kind="l2sum"`` the paper's sum over images and landmarks of L2 distances."""
+
+    def __init__(self, kind: str = "mse", teacher: int = 0):
+        super().__init__()
+        self.kind, self.teacher = kind, teacher
+
+    def forward(self, student: dict, teachers: list[dict], batch: dict) -> torch.Tensor:
+        s = student["heatmaps"]
+        t = _resize_like(teachers[self.teacher]["heatmaps"], s)
+        if self.kind == "mse":
+            return F.mse_loss(s, t)
+        return (s - t).flatten(2).norm(dim=-1).sum() / s.shape[0]
+
+
+class DistillTask(SupervisedTask):
+    """``loss = w_sup * supervised + sum_i weight_i * kd_i(student, teachers, batch)``.
+
+    With every weight 0 (and ``w_sup=1``) it is exactly the supervised task. Teachers are kept in a plain list, not
+    registered as submodules: Fabric/DDP never wraps them, optimisers never see them, checkpoints never hold them.
+    """
+
+    def __init__(self, model: LandmarkNet, teachers: list[Teacher], kd: list[tuple[str, float, nn.Module]],
+                 w_sup: float = 1.0, **supervised):
+        super().__init__(model, **supervised)
+        self.teachers = list(teachers)
+        self.kd_names = [name for name, _, _ in kd]
+        self.kd_weights = [float(w) for _, w, _ in kd]
+        self.kd = nn.ModuleList(m for _, _, m in kd)  # adapters train with the student
+        self.w_sup = w_sup
+
+    def to_teachers(self, device: torch.device) -> None:
+        for t in self.teachers:
+            t.to(device)
+
+    def forward(self, batch: dict) -> dict:
+        output = self.model(batch["image"])
+        sup = self.supervised(output, batch)
+        result = {"loss": self.w_sup * sup["loss"], **sup}
+        result["loss_supervised"] = sup["loss"]
+        active = [i for i, w in enumerate(self.kd_weights) if w != 0]
+        if active:
+            teacher_outs = [t(batch["image"]) for t in self.teachers]
+            for i in active:
+                term = self.kd[i](output, teacher_outs, batch)
+                result[f"loss_kd_{self.kd_names[i]}"] = term
+                result["loss"] = result["loss"] + self.kd_weights[i] * term
+        result["output"] = output
+        return result

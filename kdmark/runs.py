@@ -1,0 +1,89 @@
+"""``kdmark.distill(cfg)``: the training loop of ``kdmark.train`` with frozen teachers and distillation terms."""
+
+from __future__ import annotations
+
+import torch
+
+from kdmark.config import DistillConfig, to_dict
+from kdmark.distill import (
+    DistillTask,
+    FeatureAlignedKD,
+    FeatureSimilarityKD,
+    HeatmapKD,
+    KDLoss,
+    PooledFeatureKD,
+    Teacher,
+)
+from kdmark.losses import CoordLoss, HeatmapLoss
+from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
+from kdmark.train import RunResult, TrainingError, build_data, fit, make_fabric, prepare_run
+
+__all__ = ["distill", "build_kd_terms"]
+
+
+def _channels(model: LandmarkNet, which: str, size: int) -> list[int]:
+    with torch.no_grad():
+        out = model.eval()(torch.rand(1, 3, size, size))
+    model.train()
+    return [f.shape[1] for f in out[which]]
+
+
+def build_kd_terms(cfg: DistillConfig, student: LandmarkNet, teachers: list[Teacher]) -> list[tuple]:
+    """(name, weight, module) for every distillation term the config switches on."""
+    k = cfg.kd
+    terms = []
+    need = max([k.teacher] + ([k.tough, k.tolerant] if k.kd_loss else []))
+    if need >= len(teachers):
+        raise TrainingError(f"the distillation terms use teacher {need}, but {len(teachers)} teacher(s) are given "
+                            "(set teachers=[a.ckpt, ...])")
+    size = cfg.data.input_size
+    if k.kd_loss:
+        if student.card["head"] not in ("regression", "joint"):
+            raise TrainingError("KD-Loss distils coordinates: the student needs a regression or joint head")
+        terms.append(("kd_loss", k.kd_loss, KDLoss(k.kd_loss_preset, k.tough, k.tolerant)))
+    teacher = teachers[k.teacher] if teachers else None
+    if k.pooled_feature:
+        t_ch = _channels(teacher.model, "features", teacher.size)[-1]
+        s_ch = student.backbone.channels[-1]
+        terms.append(("pooled_feature", k.pooled_feature, PooledFeatureKD(s_ch, t_ch, k.pooled_adapter, k.teacher)))
+    if k.feature_aligned:
+        s_ch = _channels(student, "head_features", size)
+        t_ch = _channels(teacher.model, "head_features", teacher.size)
+        if len(s_ch) != len(t_ch):
+            raise TrainingError(f"feature-aligned distillation pairs decoder stages: the student has {len(s_ch)}, "
+                                f"the teacher {len(t_ch)}")
+        terms.append(("feature_aligned", k.feature_aligned, FeatureAlignedKD(s_ch, t_ch, k.teacher)))
+    if k.feature_similarity:
+        terms.append(("feature_similarity", k.feature_similarity, FeatureSimilarityKD(k.teacher)))
+    if k.heatmap:
+        terms.append(("heatmap", k.heatmap, HeatmapKD(k.heatmap_kind, k.teacher)))
+    return terms
+
+
+def distill(cfg: DistillConfig) -> RunResult:
+    """Train a student with frozen teachers (``cfg.teachers``) and the distillation terms of ``cfg.kd``.
+
+    Example:
+        >>> cfg = load_config(DistillConfig, "recipes/300w_mobilefan_distill.yaml", ["teachers=[teacher.ckpt]"])
+        >>> kdmark.distill(cfg).best_checkpoint
+    """
+    fabric = make_fabric(cfg)
+    out = prepare_run(cfg, fabric)
+    data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size), progress=cfg.progress)
+    student = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
+    student.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}
+    heatmap_size = cfg.data.input_size // cfg.model.heatmap_stride
+    teachers = [Teacher(path, cfg.data.input_size, heatmap_size) for path in cfg.teachers]
+    for path, t in zip(cfg.teachers, teachers):
+        if t.model.card["num_points"] != data.scheme.num_points:
+            raise TrainingError(f"{path}: a {t.model.card['scheme']} teacher cannot teach {data.scheme.name} points")
+    loss = cfg.loss
+    kwargs = {"w": loss.wing_w, "epsilon": loss.wing_epsilon} if loss.coords == "wing" else {}
+    task = DistillTask(student, teachers, build_kd_terms(cfg, student, teachers), cfg.kd.w_sup,
+                       coord_loss=CoordLoss(loss.coords, scale=cfg.data.input_size, **kwargs),
+                       heatmap_loss=HeatmapLoss(loss.heatmap), w_reg=cfg.model.w_reg, w_hm=cfg.model.w_hm)
+    task.to_teachers(fabric.device)
+    if cfg.data.cache:
+        data.train.fill_cache(progress=cfg.progress and fabric.is_global_zero)
+        data.val.fill_cache()
+    return fit(cfg, fabric, task, student, data, out)
