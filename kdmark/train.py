@@ -292,7 +292,8 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
         if fabric.is_global_zero:
             log.add(row)
             train_state = {"model": model.state_dict(), "task": _unwrap(task).state_dict(),
-                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ema": ema.module.state_dict() if ema else None,
+                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                           "ema": ema.module.state_dict() if ema else None,
                            "state": dict(state), "rng": _rng_state(), "log": log.rows}
             save_checkpoint(last, eval_model, config, metrics, train_state)
             fabric.print(_summary(row, state))
