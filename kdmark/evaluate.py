@@ -22,7 +22,7 @@ from kdmark.metrics import Metrics, compute_metrics, plot_ced
 from kdmark.models.landmark_net import LandmarkNet
 from kdmark.schemes import LandmarkScheme, get_scheme
 
-__all__ = ["predict_dataset", "score_samples", "evaluate", "EvalResult"]
+__all__ = ["predict_dataset", "score_samples", "evaluate", "evaluate_samples", "EvalResult"]
 
 
 @torch.no_grad()
@@ -92,35 +92,46 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = None,
     with the same margin, or the face box) unless ``use_box`` says otherwise.
     """
     from kdmark.data import read_dataset
+
+    ds = read_dataset(data, format=data_format, split=split)
+    out = Path(out_dir) if out_dir else Path(checkpoint).parent / f"eval-{Path(data).name}"
+    return evaluate_samples(checkpoint, ds.samples, out, normaliser or ds.normaliser, threshold, batch_size,
+                            use_box, worst, progress, source=f"{data}" + (f" ({split})" if split else ""))
+
+
+def evaluate_samples(checkpoint: str | Path, samples: list[Sample], out_dir: str | Path,
+                     normaliser: str | None = None, threshold: float | None = None, batch_size: int = 32,
+                     use_box: bool | None = None, worst: int = 16, progress: bool = False,
+                     source: str = "") -> EvalResult:
+    """:func:`evaluate` on a list of samples (e.g. a run's fixed validation split)."""
     from kdmark.data.records import DatasetError
 
     model, payload = load_checkpoint(checkpoint)
     card, cfg = payload["card"], payload.get("config", {})
     scheme = get_scheme(card["scheme"])
-    ds = read_dataset(data, format=data_format, split=split)
-    if ds.scheme.num_points != scheme.num_points:
-        raise DatasetError(data, f"has {ds.scheme.num_points}-point {ds.scheme.name} faces but {checkpoint} "
+    k = {s.num_points for s in samples}
+    if k != {scheme.num_points}:
+        raise DatasetError(source or "data", f"has {'/'.join(map(str, sorted(k)))}-point faces but {checkpoint} "
                            f"predicts {scheme.num_points}-point {scheme.name} landmarks")
     data_cfg = cfg.get("data", {})
     box = data_cfg.get("use_box", False) if use_box is None else use_box
-    lds = LandmarkDataset(ds.samples, scheme, model.codec, card["input_size"], None,
-                          data_cfg.get("margin", 0.15), box, cache=False)
+    lds = LandmarkDataset(samples, scheme, model.codec, card["input_size"], None, data_cfg.get("margin", 0.15), box,
+                          cache=False)
     pred, scores = predict_dataset(model, lds, batch_size, progress=progress)
-    overall, per_image, subsets = score_samples(ds.samples, pred, scheme, normaliser or ds.normaliser, threshold)
-
-    out = Path(out_dir) if out_dir else Path(checkpoint).parent / f"eval-{Path(data).name}"
+    overall, per_image, subsets = score_samples(samples, pred, scheme, normaliser, threshold)
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"checkpoint": str(checkpoint), "data": str(data), "split": split, **overall.to_dict(),
+    report = {"checkpoint": str(checkpoint), "data": source, **overall.to_dict(),
               "subsets": {k: v.to_dict() for k, v in subsets.items()}}
     files = [_write_text(out / "metrics.json", json.dumps(report, indent=2)),
-             _write_text(out / "per_image.csv", _per_image_csv(ds.samples, per_image, scores)),
+             _write_text(out / "per_image.csv", _per_image_csv(samples, per_image, scores)),
              plot_ced({Path(checkpoint).stem: per_image}, overall.threshold, out / "ced.png",
-                      title=f"CED on {Path(data).name} ({overall.normaliser})")]
+                      title=f"CED ({overall.normaliser})")]
     order = np.argsort(-per_image)[:worst]
     if len(order):
-        worst_samples = [ds.samples[i] for i in order]
-        titles = [f"{ds.samples[i].key[-28:]}  NME {per_image[i] * 100:.1f}%" for i in order]
-        files.append(_draw_worst(worst_samples, [pred[i] for i in order], scheme, out / "worst.png", titles))
+        titles = [f"{samples[i].key[-28:]}  NME {per_image[i] * 100:.1f}%" for i in order]
+        files.append(_draw_worst([samples[i] for i in order], [pred[i] for i in order], scheme, out / "worst.png",
+                                 titles))
     return EvalResult(overall, subsets, per_image, out, files)
 
 

@@ -1,8 +1,8 @@
 """ONNX export with a parity check, and INT8 static quantisation calibrated on real faces.
 
 The exported graph takes ``image`` (B, 3, S, S) float RGB in [0, 1] (normalisation is inside) and returns
-``points`` (B, K, 2) in input pixels and ``scores`` (B, K): the codec's decoding is part of the graph, so a
-deployment needs no kdmark code. The model card is stored as JSON in the ONNX metadata (key ``kdmark_card``).
+``points`` (B, K, 2) in input pixels, ``scores`` (B, K) and ``raw`` (the heatmaps or [0, 1] coordinates the
+network produced): the codec's decoding is part of the graph, so a deployment needs no kdmark code. The model card is stored as JSON in the ONNX metadata (key ``kdmark_card``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class ExportResult:
     path: Path
     max_abs_error: float  # points, in input pixels, ONNX Runtime vs PyTorch on random inputs
     size_bytes: int
+    raw_error: float = 0.0  # the network's own output (heatmaps or coordinates), relative to its range
 
 
 class _Decoded(nn.Module):
@@ -42,8 +43,11 @@ class _Decoded(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.codec.decode(self.model(image))
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.model(image)
+        points, scores = self.model.codec.decode(out)
+        raw = out["heatmaps"] if "heatmaps" in out else out["coords"]
+        return points, scores, raw
 
 
 def onnx_session(path: str | Path, threads: int | None = None):
@@ -69,43 +73,50 @@ def read_onnx_card(path: str | Path) -> dict:
     return json.loads(meta[CARD_KEY])
 
 
-def _max_error(model: LandmarkNet, path: Path, size: int, batch: int = 3) -> float:
+def _parity(model: LandmarkNet, path: Path, size: int, batch: int = 3) -> tuple[float, float, float]:
+    """(max point error px, 99th-percentile point error px, raw output error relative to its range)."""
     x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        ref, _ = model.codec.decode(model(x))
-    got, _ = onnx_session(path, threads=1).run(None, {"image": x.numpy()})
-    return float(np.abs(got - ref.numpy()).max())
+        ref_pts, _, ref_raw = _Decoded(model).eval()(x)
+    pts, _, raw = onnx_session(path, threads=1).run(None, {"image": x.numpy()})
+    err = np.abs(pts - ref_pts.numpy())
+    scale = float(np.abs(ref_raw.numpy()).max()) + 1e-12
+    return float(err.max()), float(np.percentile(err, 99)), float(np.abs(raw - ref_raw.numpy()).max() / scale)
 
 
 def export_onnx(model: LandmarkNet | str | Path, path: str | Path, opset: int = 17,
-                tolerance: float = 1e-3) -> ExportResult:
-    """Export a model (or checkpoint path) to ONNX and check it against PyTorch.
+                tolerance: float = 0.01) -> ExportResult:
+    """Export a model (or checkpoint path) to ONNX and check it against PyTorch on random inputs.
 
-    ``tolerance`` is the largest allowed point difference in input pixels; above it the export fails and no file
-    is left at ``path`` (an earlier file there stays untouched).
+    The export fails when the network's raw output differs by more than 1e-4 of its range, or when the 99th
+    percentile of point differences exceeds ``tolerance`` input pixels (a heatmap with two near-equal peaks may
+    legitimately flip between backends, so the single worst point is reported, not required). On failure no file
+    is left at ``path`` and an earlier file there stays untouched.
     """
     if not isinstance(model, nn.Module):
         model, _ = load_checkpoint(model)
     model = model.eval()
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     size = model.card["input_size"]
     tmp = path.with_name(f".{path.name}.export.onnx")
     wrapper = _Decoded(model).eval()  # eval: the exporter restores the wrapper's mode onto the model afterwards
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(wrapper, (torch.rand(1, 3, size, size),), str(tmp), input_names=["image"],
-                          output_names=["points", "scores"], opset_version=opset, dynamo=False,
-                          dynamic_axes={"image": {0: "batch"}, "points": {0: "batch"}, "scores": {0: "batch"}})
+                          output_names=["points", "scores", "raw"], opset_version=opset, dynamo=False,
+                          dynamic_axes={k: {0: "batch"} for k in ("image", "points", "scores", "raw")})
     try:
         _add_card(tmp, model.card)
-        err = _max_error(model, tmp, size)
-        if not err <= tolerance:
-            raise ExportError(f"{path}: ONNX output differs from PyTorch by {err:.3g} px (tolerance {tolerance:g})")
+        err, err99, raw = _parity(model, tmp, size)
+        if not (raw <= 1e-4 and err99 <= tolerance):
+            raise ExportError(f"{path}: ONNX output differs from PyTorch (points {err99:.3g} px at the 99th "
+                              f"percentile, tolerance {tolerance:g}; raw output {raw:.2g} of its range)")
         data = tmp.read_bytes()
         atomic_write_bytes(path, lambda f: f.write(data))
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportResult(path, err, path.stat().st_size)
+    return ExportResult(path, err, path.stat().st_size, raw)
 
 
 def _add_card(path: Path, card: dict) -> None:

@@ -92,7 +92,7 @@ class _OnnxBackend:
         self.session = onnx_session(path, threads)
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pts, scores = self.session.run(None, {"image": batch})
+        pts, scores = self.session.run(["points", "scores"], {"image": batch})
         return pts, scores
 
 

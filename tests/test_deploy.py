@@ -23,7 +23,7 @@ def test_onnx_matches_pytorch(tiny_checkpoint, tmp_path):
     assert res.max_abs_error < 1e-3
     model, _ = load_checkpoint(tiny_checkpoint)
     x = torch.rand(5, 3, 64, 64)  # a batch size other than the one exported with: the batch axis is dynamic
-    pts, scores = onnx_session(res.path).run(None, {"image": x.numpy()})
+    pts, scores = onnx_session(res.path).run(["points", "scores"], {"image": x.numpy()})
     ref_pts, ref_scores = model.predict(x)
     np.testing.assert_allclose(pts, ref_pts.numpy(), atol=1e-3)
     np.testing.assert_allclose(scores, ref_scores.numpy(), atol=1e-5)

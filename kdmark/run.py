@@ -1,0 +1,192 @@
+"""``kdmark run PIPELINE.yaml``: a whole method end to end, one stage after another, in one run folder.
+
+A pipeline lists stages (``train``, ``distill``, ``eval``, ``export``); each writes into ``<out_dir>/<stage>/``.
+A finished stage leaves ``stage.json`` and is skipped on a re-run (if its resolved config is unchanged; a changed
+one is refused rather than silently overwritten); an interrupted training stage resumes from its ``last.ckpt``.
+``"@name"`` anywhere in a stage's settings means the best checkpoint of the earlier stage ``name``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from kdmark.checkpoint import atomic_write_bytes
+from kdmark.config import ConfigError, DistillConfig, TrainConfig, from_dict, load_config, to_dict
+
+__all__ = ["PipelineConfig", "StageConfig", "run_pipeline", "load_pipeline"]
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    name: str
+    verb: Literal["train", "distill", "eval", "export"]
+    recipe: str | None = None  # train/distill: a recipe file (relative to the pipeline file)
+    set: dict = field(default_factory=dict)  # train/distill: overrides on top of the recipe (dotted keys allowed)
+    models: tuple[str, ...] = ()  # eval: checkpoints or "@stage" references
+    model: str | None = None  # export: one checkpoint or "@stage"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    name: str = "pipeline"
+    out_dir: str = "runs/pipeline"
+    set: dict = field(default_factory=dict)  # overrides for every train/distill stage (data.root, epochs, ...)
+    stages: tuple[StageConfig, ...] = ()
+
+
+def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[PipelineConfig, Path]:
+    """Read a pipeline file. ``overrides`` are ``key=value`` settings applied to every train/distill stage, except
+    ``out_dir=...`` and ``name=...``, which set the pipeline's own fields."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read the pipeline ({str(err).splitlines()[0]})") from None
+    common = dict(raw.get("set") or {})
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        parsed = yaml.safe_load(value) if value else ""
+        if key in ("out_dir", "name"):
+            raw[key] = parsed
+        else:
+            common[key] = parsed
+    raw["set"] = common
+    try:
+        cfg = from_dict(PipelineConfig, raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    names = [s.name for s in cfg.stages]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: stage names must be unique, got {names}")
+    return cfg, path.parent
+
+
+def _resolve_refs(value: Any, run_dir: Path, done: dict[str, Path]) -> Any:
+    if isinstance(value, str) and value.startswith("@"):
+        if value[1:] not in done:
+            raise ConfigError(f"{value!r} refers to no earlier stage (known: {', '.join(done) or 'none'})")
+        return str(done[value[1:]])
+    if isinstance(value, list | tuple):
+        return [_resolve_refs(v, run_dir, done) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve_refs(v, run_dir, done) for k, v in value.items()}
+    return value
+
+
+def _flatten(d: dict, prefix: str = "") -> list[str]:
+    items = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            items += _flatten(v, key + ".")
+        else:
+            items.append(f"{key}={json.dumps(v) if not isinstance(v, str) else v}")
+    return items
+
+
+def _stage_config(stage: StageConfig, pipeline: PipelineConfig, base: Path, stage_dir: Path,
+                  done: dict[str, Path]):
+    cls = DistillConfig if stage.verb == "distill" else TrainConfig
+    recipe = (base / stage.recipe) if stage.recipe else None
+    settings = _resolve_refs({**pipeline.set, **stage.set}, stage_dir, done)
+    overrides = _flatten(settings) + [f"out_dir={stage_dir}"]
+    return load_config(cls, recipe, overrides)
+
+
+def _fingerprint(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _log(msg: str) -> None:
+    print(f"[kdmark run] {msg}", flush=True)
+
+
+def run_pipeline(path: str | Path, overrides: list[str] = ()) -> dict[str, Path]:
+    """Run every stage of a pipeline file; returns {stage name: its output (best checkpoint or folder)}."""
+    from kdmark.train import train
+
+    pipeline, base = load_pipeline(path, overrides)
+    run_dir = Path(pipeline.out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(run_dir / "pipeline.yaml", lambda f: f.write(yaml.safe_dump(to_dict(pipeline)).encode()))
+    done: dict[str, Path] = {}
+    for i, stage in enumerate(pipeline.stages, 1):
+        stage_dir = run_dir / stage.name
+        marker = stage_dir / "stage.json"
+        if stage.verb in ("train", "distill"):
+            cfg = _stage_config(stage, pipeline, base, stage_dir, done)
+            spec = to_dict(cfg)
+        else:
+            spec = {"verb": stage.verb, "models": list(_resolve_refs(stage.models, stage_dir, done)),
+                    "model": _resolve_refs(stage.model, stage_dir, done), "set": pipeline.set}
+        fingerprint = _fingerprint(spec)
+        if marker.is_file():
+            info = json.loads(marker.read_text())
+            if info.get("fingerprint") != fingerprint:
+                raise ConfigError(f"{stage_dir}: stage {stage.name!r} finished earlier with other settings; remove "
+                                  "that folder (or choose another out_dir) to run it again")
+            _log(f"stage {i}/{len(pipeline.stages)} {stage.name} ({stage.verb}): finished earlier, skipped")
+            done[stage.name] = Path(info["output"])
+            continue
+        t0 = time.time()
+        resuming = (stage_dir / "last.ckpt").is_file()
+        _log(f"stage {i}/{len(pipeline.stages)} {stage.name} ({stage.verb})" + (": resuming" if resuming else ""))
+        if stage.verb == "train":
+            output = train(_with_resume(cfg, resuming)).best_checkpoint
+        elif stage.verb == "distill":
+            from kdmark.runs import distill
+
+            output = distill(_with_resume(cfg, resuming)).best_checkpoint
+        elif stage.verb == "eval":
+            output = _eval_stage(spec["models"], pipeline, base, stage_dir, done)
+        else:
+            from kdmark.export import export_onnx
+
+            output = export_onnx(spec["model"], stage_dir / "model.onnx").path
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        info = {"stage": stage.name, "verb": stage.verb, "output": str(output), "fingerprint": fingerprint,
+                "seconds": round(time.time() - t0, 1)}
+        atomic_write_bytes(marker, lambda f, info=info: f.write(json.dumps(info, indent=2).encode()))
+        done[stage.name] = Path(output)
+        _log(f"stage {stage.name} done in {info['seconds']:.0f}s -> {output}")
+    return done
+
+
+def _with_resume(cfg, resuming: bool):
+    import dataclasses
+
+    return dataclasses.replace(cfg, resume=resuming)
+
+
+def _eval_stage(models: list[str], pipeline: PipelineConfig, base: Path, stage_dir: Path,
+                done: dict[str, Path]) -> Path:
+    """Evaluate every model on the run's validation faces (the same fixed split training used) and write a table."""
+    from kdmark.evaluate import evaluate_samples
+    from kdmark.train import build_data
+
+    first = next((p for p in pipeline.stages if p.verb in ("train", "distill")), None)
+    if first is None:
+        raise ConfigError("an eval stage needs a train or distill stage before it (for the data settings)")
+    cfg = _stage_config(first, pipeline, base, stage_dir, done)
+    from kdmark.codecs import RegressionCodec
+
+    data = build_data(cfg, RegressionCodec(cfg.data.input_size))
+    rows = []
+    for ref in models:
+        ckpt = Path(ref)
+        name = next((k for k, v in done.items() if Path(v) == ckpt), ckpt.stem)
+        res = evaluate_samples(ckpt, data.val.samples, stage_dir / name, data.normaliser)
+        rows.append({"model": name, "checkpoint": str(ckpt), **res.metrics.to_dict()})
+        _log(f"  {name:<20} {res.metrics}")
+    text = json.dumps(rows, indent=2)
+    atomic_write_bytes(stage_dir / "summary.json", lambda f: f.write(text.encode()))
+    return stage_dir

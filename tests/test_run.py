@@ -1,0 +1,122 @@
+"""`kdmark distill` with every distillation term, and `kdmark run` pipelines: finish, skip, resume, refuse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kdmark.cli import main
+from kdmark.config import ConfigError
+from kdmark.run import load_pipeline, run_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
+TINY = ["model.backbone=mobilenetv2_050", "model.head_channels=16", "model.hidden=[16]", "data.input_size=64",
+        "batch_size=8", "data.max_samples=24", "data.num_workers=0", "progress=false", "epochs=1"]
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES, ids=[p.stem for p in PIPELINES])
+def test_shipped_pipelines_are_valid(pipeline):
+    cfg, base = load_pipeline(pipeline)
+    verbs = [s.verb for s in cfg.stages]
+    assert "distill" in verbs and "train" in verbs and "eval" in verbs and "export" in verbs
+    for stage in cfg.stages:
+        if stage.recipe:
+            assert (base / stage.recipe).is_file(), stage.recipe
+    # a no-distillation baseline with the same recipe as the distilled student
+    kd = next(s for s in cfg.stages if s.verb == "distill")
+    assert any(s.verb == "train" and s.recipe == kd.recipe and not s.set.get("model.backbone") ==
+               "resnet50" for s in cfg.stages)
+
+
+@pytest.mark.parametrize(
+    "terms, head",
+    [
+        (["kd.heatmap=100"], "heatmap"),
+        (["kd.feature_aligned=0.01", "kd.feature_similarity=0.01"], "deconv"),
+        (["kd.pooled_feature=1"], "joint"),
+    ],
+    ids=["hong-lin-heatmap", "mobilefan-fa-fs", "applsci-pooled"],
+)
+def test_distill_each_method(w300_root, tmp_path, terms, head, capsys):
+    teacher = tmp_path / "teacher"
+    assert main(["train", str(ROOT / "recipes/300w_mbv2_heatmap.yaml"), f"data.root={w300_root}",
+                 f"out_dir={teacher}", f"model.head={head}", *TINY]) == 0
+    student = tmp_path / "student"
+    assert main(["distill", str(ROOT / "recipes/300w_mbv2_heatmap.yaml"), f"data.root={w300_root}",
+                 f"out_dir={student}", f"model.head={head}", f"teachers=[{teacher / 'best.ckpt'}]", *terms,
+                 *TINY]) == 0
+    header = (student / "metrics.csv").read_text().splitlines()[0]
+    for term in terms:
+        assert f"train_loss_kd_{term.split('.')[1].split('=')[0]}" in header
+    saved = yaml.safe_load((student / "config.yaml").read_text())
+    assert saved["teachers"] == [str(teacher / "best.ckpt")]
+
+
+def test_kd_loss_with_tough_and_tolerant_teachers(w300_root, tmp_path):
+    common = [f"data.root={w300_root}", "model.head=regression", *TINY]
+    recipe = str(ROOT / "recipes/300w_mbv2_regression.yaml")
+    assert main(["train", recipe, f"out_dir={tmp_path / 'tough'}", *common]) == 0
+    assert main(["train", recipe, f"out_dir={tmp_path / 'tolerant'}", "asm_variance=0.9", *common]) == 0
+    assert main(["distill", recipe, f"out_dir={tmp_path / 'kd'}", "kd.kd_loss=1", "kd.w_sup=0",
+                 f"teachers=[{tmp_path / 'tough' / 'best.ckpt'}, {tmp_path / 'tolerant' / 'best.ckpt'}]",
+                 *common]) == 0
+    assert "train_loss_kd_kd_loss" in (tmp_path / "kd" / "metrics.csv").read_text()
+
+
+def test_distill_refuses_a_heatmap_student_for_kd_loss(w300_root, tiny_checkpoint, tmp_path, capsys):
+    assert main(["distill", str(ROOT / "recipes/300w_mbv2_heatmap.yaml"), f"data.root={w300_root}",
+                 f"out_dir={tmp_path}", f"teachers=[{tiny_checkpoint}, {tiny_checkpoint}]", "kd.kd_loss=1",
+                 *TINY]) == 2
+    assert "regression or joint head" in capsys.readouterr().err
+
+
+def _tiny_pipeline(tmp_path: Path, w300_root: Path) -> Path:
+    spec = {
+        "name": "tiny", "out_dir": str(tmp_path / "run"),
+        "set": {"data.root": str(w300_root), **{k: yaml.safe_load(v) for k, v in (t.split("=") for t in TINY)}},
+        "stages": [
+            {"name": "teacher", "verb": "train", "recipe": str(ROOT / "recipes/300w_mbv2_heatmap.yaml")},
+            {"name": "student_kd", "verb": "distill", "recipe": str(ROOT / "recipes/300w_mbv2_heatmap.yaml"),
+             "set": {"teachers": ["@teacher"], "kd.heatmap": 100.0}},
+            {"name": "eval", "verb": "eval", "models": ["@teacher", "@student_kd"]},
+            {"name": "export", "verb": "export", "model": "@student_kd"},
+        ],
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_run_pipeline_finishes_skips_and_resumes(w300_root, tmp_path, capsys):
+    path = _tiny_pipeline(tmp_path, w300_root)
+    outputs = run_pipeline(path)
+    run = tmp_path / "run"
+    assert outputs["export"] == run / "export" / "model.onnx" and outputs["export"].is_file()
+    summary = json.loads((run / "eval" / "summary.json").read_text())
+    assert [r["model"] for r in summary] == ["teacher", "student_kd"]
+    assert (run / "eval" / "student_kd" / "ced.png").is_file()
+    capsys.readouterr()
+    run_pipeline(path)
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 4
+    (run / "student_kd" / "stage.json").unlink()  # as if killed after its last checkpoint
+    run_pipeline(path)
+    out = capsys.readouterr().out
+    assert "student_kd (distill): resuming" in out and "resumed from" in out
+    assert out.count("finished earlier, skipped") == 3
+
+
+def test_run_refuses_changed_settings_and_bad_references(w300_root, tmp_path):
+    path = _tiny_pipeline(tmp_path, w300_root)
+    run_pipeline(path)
+    with pytest.raises(ConfigError, match="finished earlier with other settings"):
+        run_pipeline(path, ["optim.lr=0.5"])
+    spec = yaml.safe_load(path.read_text())
+    spec["stages"][1]["set"]["teachers"] = ["@nobody"]
+    spec["out_dir"] = str(tmp_path / "other")
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match="'@nobody' refers to no earlier stage"):
+        run_pipeline(path)
