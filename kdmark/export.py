@@ -2,7 +2,8 @@
 
 The exported graph takes ``image`` (B, 3, S, S) float RGB in [0, 1] (normalisation is inside) and returns
 ``points`` (B, K, 2) in input pixels, ``scores`` (B, K) and ``raw`` (the heatmaps or [0, 1] coordinates the
-network produced): the codec's decoding is part of the graph, so a deployment needs no kdmark code. The model card is stored as JSON in the ONNX metadata (key ``kdmark_card``).
+network produced): decoding is part of the graph, so a deployment needs no kdmark code. The model card is stored
+as JSON in the ONNX metadata (key ``kdmark_card``).
 """
 
 from __future__ import annotations
