@@ -213,6 +213,26 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_asm(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from kdmark.asm import ActiveShapeModel
+    from kdmark.data import read_dataset
+
+    ds = read_dataset(args.path, format=args.format, split=args.split)
+    shapes = np.stack([s.points for s in ds])
+    asm = ActiveShapeModel(args.variance, procrustes=args.procrustes).fit(shapes)
+    soft = asm.project(shapes)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "soft_landmarks.json", {s.key: np.round(p, 4).tolist() for s, p in zip(ds, soft)})
+    asm.plot_modes(out / "modes.png", sides=ds.scheme.sides)
+    moved = np.linalg.norm(soft - shapes, axis=-1).mean()
+    print(f"{len(ds)} faces: {asm.num_modes} modes keep {args.variance * 100:.0f}% of the shape variance; soft "
+          f"landmarks move {moved:.2f} px on average; wrote {out / 'soft_landmarks.json'}, {out / 'modes.png'}")
+    return 0
+
+
 def _write_json(path: str | Path, obj: object) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -250,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="show training crops with augmentation (defaults, or as in RECIPE.yaml)")
     show.add_argument("overrides", nargs="*", help="recipe overrides for --augment, e.g. augment.rotation=45")
     show.set_defaults(func=_data_show)
+
+    asm = data.add_parser("asm", help="ASM soft landmarks (PCA of the shapes) and a plot of the modes")
+    _add_data_source(asm)
+    asm.add_argument("--variance", type=float, default=0.9, help="share of shape variance kept (0.85/0.9/0.97)")
+    asm.add_argument("--procrustes", action="store_true", help="remove rotation before PCA (not in the paper)")
+    asm.add_argument("--out", default="asm", help="output folder")
+    asm.set_defaults(func=_data_asm)
 
     tr = verbs.add_parser("train", help="train a landmark detector from a recipe")
     tr.add_argument("recipe", help="YAML recipe (see recipes/)")

@@ -69,3 +69,11 @@ def test_errors_are_one_line_without_traceback(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "kdmark", *args], capture_output=True, text=True)
         assert proc.returncode == 2
         assert proc.stderr.count("\n") == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_data_asm_writes_soft_landmarks_and_modes(w300_root, tmp_path, capsys):
+    assert main(["data", "asm", str(w300_root), "--split", "train", "--variance", "0.9", "--out", str(tmp_path)]) == 0
+    soft = json.loads((tmp_path / "soft_landmarks.json").read_text())
+    assert len(soft) == 1213 and len(next(iter(soft.values()))) == 68
+    assert (tmp_path / "modes.png").read_bytes()[:4] == b"\x89PNG"
+    assert "modes keep 90% of the shape variance" in capsys.readouterr().out
