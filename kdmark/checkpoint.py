@@ -9,6 +9,7 @@ input size, normalisation, backbone, head and codec: everything needed to evalua
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from kdmark.models.landmark_net import LandmarkNet, model_from_card
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointError", "atomic_write_bytes"]
 
 FORMAT, VERSION = "kdmark-checkpoint", 1
+_SLOW_SAVE = float(os.environ.get("KDMARK_TEST_SLOW_SAVE", "0") or 0)
 
 
 class CheckpointError(ValueError):
@@ -45,6 +47,8 @@ def atomic_write_bytes(path: str | Path, writer) -> Path:
             writer(f)
             f.flush()
             os.fsync(f.fileno())
+        if _SLOW_SAVE:  # tests: widen the window between writing and renaming, to kill a process inside it
+            time.sleep(_SLOW_SAVE)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

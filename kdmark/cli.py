@@ -114,8 +114,9 @@ def _train(args: argparse.Namespace) -> int:
     cfg = load_config(TrainConfig, args.recipe, args.overrides)
     result = train(cfg)
     best = result.metrics.get("best_val_nme")
-    print(f"best checkpoint: {result.best_checkpoint} (val NME {best * 100:.3f}% at epoch "
-          f"{result.metrics.get('best_epoch')})")
+    if result.rank == 0:
+        print(f"best checkpoint: {result.best_checkpoint} (val NME {best * 100:.3f}% at epoch "
+              f"{result.metrics.get('best_epoch')})")
     return 0
 
 
@@ -126,8 +127,9 @@ def _distill(args: argparse.Namespace) -> int:
     cfg = load_config(DistillConfig, args.recipe, args.overrides)
     result = distill(cfg)
     best = result.metrics.get("best_val_nme")
-    print(f"best checkpoint: {result.best_checkpoint} (val NME {best * 100:.3f}% at epoch "
-          f"{result.metrics.get('best_epoch')})")
+    if result.rank == 0:
+        print(f"best checkpoint: {result.best_checkpoint} (val NME {best * 100:.3f}% at epoch "
+              f"{result.metrics.get('best_epoch')})")
     return 0
 
 
@@ -340,6 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line; for a re-raised worker error, the original error's own message."""
+    text = str(err).strip()
+    if "\n" not in text:
+        return text
+    last = [ln for ln in text.splitlines() if ln.strip()][-1].strip()
+    return last.split("Error: ", 1)[1] if "Error: " in last else last
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI in-process (tests call this) and return the exit status."""
     parser = build_parser()
@@ -352,7 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except USER_ERRORS as err:
-        print(f"kdmark: error: {err}", file=sys.stderr)
+        print(f"kdmark: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # a DataLoader worker re-raises our errors as RuntimeError with a traceback inside
+        names = [cls.__name__ for cls in USER_ERRORS]
+        if not any(f"{name}:" in str(err) for name in names):
+            raise
+        print(f"kdmark: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kdmark: interrupted", file=sys.stderr)

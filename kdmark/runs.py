@@ -68,7 +68,6 @@ def distill(cfg: DistillConfig) -> RunResult:
         >>> kdmark.distill(cfg).best_checkpoint
     """
     fabric = make_fabric(cfg)
-    out = prepare_run(cfg, fabric)
     data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size), progress=cfg.progress)
     student = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
     student.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}
@@ -84,6 +83,9 @@ def distill(cfg: DistillConfig) -> RunResult:
                        heatmap_loss=HeatmapLoss(loss.heatmap), w_reg=cfg.model.w_reg, w_hm=cfg.model.w_hm)
     task.to_teachers(fabric.device)
     if cfg.data.cache:
-        data.train.fill_cache(progress=cfg.progress and fabric.is_global_zero)
-        data.val.fill_cache()
+        skipped = data.train.fill_cache(cfg.progress and fabric.is_global_zero, cfg.data.skip_bad)
+        skipped += data.val.fill_cache(skip_bad=cfg.data.skip_bad)
+        for line in skipped:
+            fabric.print(f"kdmark: skipped {line}")
+    out = prepare_run(cfg, fabric)  # only now: a run that fails on its inputs leaves an earlier run untouched
     return fit(cfg, fabric, task, student, data, out)

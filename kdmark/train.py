@@ -42,6 +42,7 @@ class RunResult:
     best_checkpoint: Path
     last_checkpoint: Path
     metrics: dict
+    rank: int = 0  # the process that returned it (only rank 0 writes files or prints summaries)
 
 
 @dataclass
@@ -219,9 +220,14 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
 
     config = {**to_dict(cfg), **(extra_config or {})}
     sampler = EpochShuffle(len(data.train), cfg.seed, fabric.global_rank, fabric.world_size)
-    loader = DataLoader(data.train, batch_size=cfg.batch_size, sampler=sampler, drop_last=len(sampler) >
-                        cfg.batch_size, num_workers=cfg.data.num_workers,
-                        persistent_workers=cfg.data.num_workers > 0)
+    if cfg.batch_size % fabric.world_size:
+        raise TrainingError(f"batch_size {cfg.batch_size} is the global batch: it must divide evenly over "
+                            f"{fabric.world_size} processes")
+    per_device = cfg.batch_size // fabric.world_size
+    loader = DataLoader(data.train, batch_size=per_device, sampler=sampler, drop_last=len(sampler) > per_device,
+                        num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0)
+    if fabric.world_size > 1 and fabric.device.type == "cuda":  # SyncBatchNorm has no CPU implementation
+        task = torch.nn.SyncBatchNorm.convert_sync_batchnorm(task)
     steps_per_epoch = max(1, len(loader))
     params = [p for p in task.parameters() if p.requires_grad]
     optimizer = build_optimizer(cfg, params)
@@ -282,7 +288,7 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
         row |= {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
         final = epoch + 1 == cfg.epochs or bool(cfg.max_steps and state["step"] >= cfg.max_steps)
         if (epoch + 1) % cfg.val_every == 0 or final:
-            val, _, _ = validate(eval_model, data)
+            val, _, _ = validate(eval_model, data, fabric)
             row |= {"val_nme": val.nme, "val_fr": val.fr, "val_auc": val.auc}
             metrics = {"val": val.to_dict(), "epoch": epoch + 1}
             if val.nme < state["best"]:
@@ -300,7 +306,8 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
         fabric.barrier()
         if final:
             break
-    return RunResult(out, best, last, {**metrics, "best_val_nme": state["best"], "best_epoch": state["best_epoch"]})
+    return RunResult(out, best, last, {**metrics, "best_val_nme": state["best"], "best_epoch": state["best_epoch"]},
+                     fabric.global_rank)
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
@@ -316,9 +323,27 @@ def _summary(row: dict, state: dict) -> str:
             f"  {row['train_time_s']:.1f}s{nme}")
 
 
-def validate(model: LandmarkNet, data: Data) -> tuple[Metrics, np.ndarray, dict]:
-    pred, _ = predict_dataset(model, data.val, batch_size=64)
-    return score_samples(data.val.samples, pred, data.scheme, data.normaliser)
+def validate(model: LandmarkNet, data: Data, fabric=None) -> tuple[Metrics, np.ndarray, dict]:
+    """Validation NME on the whole validation set. With several processes each predicts its share
+    (``rank::world``) and the predictions are gathered, so every rank computes the same metrics."""
+    world = fabric.world_size if fabric is not None else 1
+    if world == 1:
+        pred, _ = predict_dataset(model, data.val, batch_size=64)
+        return score_samples(data.val.samples, pred, data.scheme, data.normaliser)
+    n, rank = len(data.val), fabric.global_rank
+    mine = list(range(rank, n, world))
+    shard = torch.utils.data.Subset(data.val, mine)
+    pred, _ = predict_dataset(model, shard, batch_size=64) if mine else (np.zeros((0, data.scheme.num_points, 2)),
+                                                                           None)
+    per_rank = math.ceil(n / world)
+    padded = np.zeros((per_rank, data.scheme.num_points, 2))
+    padded[: len(pred)] = pred
+    gathered = fabric.all_gather(torch.from_numpy(padded)).cpu().numpy()  # (world, per_rank, K, 2)
+    full = np.zeros((n, data.scheme.num_points, 2))
+    for r in range(world):
+        idx = list(range(r, n, world))
+        full[idx] = gathered[r][: len(idx)]
+    return score_samples(data.val.samples, full, data.scheme, data.normaliser)
 
 
 def make_fabric(cfg: TrainConfig):
@@ -351,7 +376,6 @@ def train(cfg: TrainConfig) -> RunResult:
         >>> result.best_checkpoint
     """
     fabric = make_fabric(cfg)
-    out = prepare_run(cfg, fabric)
     data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size), progress=cfg.progress)
     model = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
     model.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}  # how to crop at inference
@@ -361,6 +385,9 @@ def train(cfg: TrainConfig) -> RunResult:
             raise DatasetError(cfg.init_from, f"is a {init.card['scheme']} model; the data is {data.scheme.name}")
         model.load_state_dict(init.state_dict())
     if cfg.data.cache:
-        data.train.fill_cache(progress=cfg.progress and fabric.is_global_zero)
-        data.val.fill_cache()
+        skipped = data.train.fill_cache(cfg.progress and fabric.is_global_zero, cfg.data.skip_bad)
+        skipped += data.val.fill_cache(skip_bad=cfg.data.skip_bad)
+        for line in skipped:
+            fabric.print(f"kdmark: skipped {line}")
+    out = prepare_run(cfg, fabric)  # only now: a run that fails on its inputs leaves an earlier run untouched
     return fit(cfg, fabric, build_task(cfg, model), model, data, out)

@@ -30,19 +30,21 @@ def _open(path: Path) -> Image.Image:
         raise DatasetError(path, "image file is missing")
     if path.stat().st_size == 0:
         raise DatasetError(path, "image file is empty (0 bytes)")
+    limit = Image.MAX_IMAGE_PIXELS
     try:
+        Image.MAX_IMAGE_PIXELS = None  # kdmark's own, lower limit below gives the size in its message
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
-            if img.width * img.height > MAX_PIXELS:
-                raise DatasetError(path, f"image too large ({img.width} x {img.height} pixels)")
-            return img
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DatasetError(path, "image too large (PIL decompression-bomb limit)") from None
+        if img.width * img.height > MAX_PIXELS:
+            raise DatasetError(path, f"image too large ({img.width} x {img.height} pixels)")
+        return img
     except DatasetError:
         raise
     except Exception as err:  # noqa: BLE001 - PIL raises many types for corrupt files
         raise DatasetError(path, f"not a readable image ({type(err).__name__}: {err})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def load_image(ref: ImageRef) -> np.ndarray:

@@ -136,11 +136,28 @@ class LandmarkDataset(TorchDataset):
             self._cache[i] = (crop, m)
         return crop, m
 
-    def fill_cache(self, progress: bool = False) -> None:
+    def fill_cache(self, progress: bool = False, skip_bad: bool = False) -> list[str]:
+        """Decode and crop every face now. A face whose image cannot be decoded raises DatasetError, or with
+        ``skip_bad`` is dropped from the dataset; returns the skipped faces' one-line problems."""
         from tqdm.auto import tqdm
 
+        from kdmark.data.records import DatasetError
+
+        bad, problems = [], []
         for i in tqdm(range(len(self)), desc="caching faces", unit="face", disable=not progress, leave=False):
-            self.base_crop(i)
+            try:
+                self.base_crop(i)
+            except DatasetError as err:
+                if not skip_bad:
+                    raise
+                bad.append(i)
+                problems.append(str(err))
+        if bad:
+            keep = [i for i in range(len(self)) if i not in set(bad)]
+            self.samples = [self.samples[i] for i in keep]
+            self._cache = {new: self._cache[old] for new, old in enumerate(keep)}
+            return problems
+        return []
 
     def _matrix(self, rng: np.random.Generator | None) -> tuple[np.ndarray, bool]:
         """2x3 affine from the cached crop to the network input, and whether it flips."""
