@@ -130,7 +130,8 @@ def test_bad_coordinates(points, message, faces, tmp_path, capsys):
     pts = np.loadtxt(victim, skiprows=3, max_rows=68)
     bad = points(pts)
     bad = pts if bad is None else bad
-    victim.write_text("version: 1\nn_points: %d\n{\n" % len(bad) + "".join(f"{x} {y}\n" for x, y in bad) + "}\n")
+    body = "".join(f"{x} {y}\n" for x, y in bad)
+    victim.write_text(f"version: 1\nn_points: {len(bad)}\n{{\n{body}}}\n")
     code, errors, out = _run(["data", "info", faces, "--strict"], capsys)
     assert code == 1 and f"{victim}: {message}" in out
     code, errors, _ = _run([*TRAIN, f"data.root={faces}", f"out_dir={tmp_path / 'run'}"], capsys)
