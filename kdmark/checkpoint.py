@@ -60,6 +60,8 @@ def atomic_write_bytes(path: str | Path, writer) -> Path:
 def save_checkpoint(path: str | Path, model: LandmarkNet, config: dict | None = None, metrics: dict | None = None,
                     train_state: dict | None = None, channel_spec: dict | None = None) -> Path:
     """Write ``model`` (weights + card) with its resolved config, metrics and optional training state."""
+    if channel_spec is None:
+        channel_spec = getattr(model, "channel_spec", None)  # a pruned model carries its own spec
     payload = {"format": FORMAT, "version": VERSION, "card": model.card, "config": config or {},
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "channel_spec": channel_spec, "metrics": metrics or {}, "train_state": train_state}

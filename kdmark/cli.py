@@ -133,6 +133,18 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prune(args: argparse.Namespace) -> int:
+    from kdmark.config import PruneConfig, load_config
+    from kdmark.prune_run import format_report, prune_checkpoint
+
+    cfg = load_config(PruneConfig, None, [f"checkpoint={args.checkpoint}", *args.overrides])
+    result = prune_checkpoint(cfg)
+    for line in format_report(result):
+        print(line)
+    print(f"wrote {result.checkpoint} and {result.checkpoint.parent / 'prune_report.json'}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from kdmark.run import run_pipeline
 
@@ -289,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("recipe", help="YAML recipe (see recipes/)")
     di.add_argument("overrides", nargs="*", help="key=value overrides, e.g. teachers=[t.ckpt] kd.heatmap=100")
     di.set_defaults(func=_distill)
+
+    pn = verbs.add_parser("prune", help="filter pruning with distillation retraining, and what it bought")
+    pn.add_argument("checkpoint")
+    pn.add_argument("overrides", nargs="*", help="ratio=0.5 importance=reconstruction|l1|l2|taylor "
+                    "schedule=layerwise|global epochs_per_layer=1 finetune_epochs=5 train.data.root=PATH ...")
+    pn.set_defaults(func=_prune)
 
     rn = verbs.add_parser("run", help="run a whole pipeline: teachers, students, eval, export")
     rn.add_argument("pipeline", help="pipeline YAML (see pipelines/)")

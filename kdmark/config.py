@@ -31,6 +31,7 @@ __all__ = [
     "TrainConfig",
     "KDConfig",
     "DistillConfig",
+    "PruneConfig",
     "EvalConfig",
     "load_config",
     "from_dict",
@@ -173,6 +174,24 @@ class DistillConfig(TrainConfig):
 
     teachers: tuple[str, ...] = ()  # teacher checkpoints
     kd: KDConfig = field(default_factory=KDConfig)
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """``kdmark prune``: filter pruning of a trained checkpoint, retrained with distillation (Appl. Sci. 2024)."""
+
+    checkpoint: str = ""
+    ratio: float = 0.5  # share of filters removed from every prunable layer (floor(C * ratio))
+    importance: Literal["reconstruction", "l1", "l2", "taylor"] = "reconstruction"
+    schedule: Literal["layerwise", "global"] = "layerwise"  # layerwise: top layer down, retraining after each
+    samples: int = 32  # L: training images the scores are computed on
+    teacher: str = "student"  # retraining teacher: "student" (the unpruned checkpoint) or a checkpoint path
+    kd_weight: float = 1.0  # w in LOSS + w * loss3 while retraining (0: plain supervised retraining)
+    epochs_per_layer: int = 1  # retraining epochs after each layer (layerwise schedule)
+    finetune_epochs: int = 5  # retraining epochs at the end
+    lr: float = 5e-4
+    out_dir: str = "runs/prune"
+    train: dict = field(default_factory=dict)  # overrides of the checkpoint's training config (e.g. data.root)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """``kdmark run PIPELINE.yaml``: a whole method end to end, one stage after another, in one run folder.
 
-A pipeline lists stages (``train``, ``distill``, ``eval``, ``export``); each writes into ``<out_dir>/<stage>/``.
+A pipeline lists stages (``train``, ``distill``, ``prune``, ``eval``, ``export``); each writes into ``<out_dir>/<stage>/``.
 A finished stage leaves ``stage.json`` and is skipped on a re-run (if its resolved config is unchanged; a changed
 one is refused rather than silently overwritten); an interrupted training stage resumes from its ``last.ckpt``.
 ``"@name"`` anywhere in a stage's settings means the best checkpoint of the earlier stage ``name``.
@@ -26,11 +26,11 @@ __all__ = ["PipelineConfig", "StageConfig", "run_pipeline", "load_pipeline"]
 @dataclass(frozen=True)
 class StageConfig:
     name: str
-    verb: Literal["train", "distill", "eval", "export"]
+    verb: Literal["train", "distill", "prune", "eval", "export"]
     recipe: str | None = None  # train/distill: a recipe file (relative to the pipeline file)
     set: dict = field(default_factory=dict)  # train/distill: overrides on top of the recipe (dotted keys allowed)
     models: tuple[str, ...] = ()  # eval: checkpoints or "@stage" references
-    model: str | None = None  # export: one checkpoint or "@stage"
+    model: str | None = None  # export/prune: one checkpoint or "@stage"
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,16 @@ def _stage_config(stage: StageConfig, pipeline: PipelineConfig, base: Path, stag
     return load_config(cls, recipe, overrides)
 
 
+def _prune_config(stage: StageConfig, pipeline: PipelineConfig, stage_dir: Path, done: dict[str, Path]):
+    from kdmark.config import PruneConfig
+
+    model = _resolve_refs(stage.model, stage_dir, done)
+    settings = _resolve_refs(dict(stage.set), stage_dir, done)
+    train = [f"train.{item}" for item in _flatten(_resolve_refs(pipeline.set, stage_dir, done))]
+    return load_config(PruneConfig, None, [f"checkpoint={model}", f"out_dir={stage_dir}", *_flatten(settings),
+                                           *train])
+
+
 def _fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -125,6 +135,9 @@ def run_pipeline(path: str | Path, overrides: list[str] = ()) -> dict[str, Path]
         if stage.verb in ("train", "distill"):
             cfg = _stage_config(stage, pipeline, base, stage_dir, done)
             spec = to_dict(cfg)
+        elif stage.verb == "prune":
+            cfg = _prune_config(stage, pipeline, stage_dir, done)
+            spec = to_dict(cfg)
         else:
             spec = {"verb": stage.verb, "models": list(_resolve_refs(stage.models, stage_dir, done)),
                     "model": _resolve_refs(stage.model, stage_dir, done), "set": pipeline.set}
@@ -146,6 +159,10 @@ def run_pipeline(path: str | Path, overrides: list[str] = ()) -> dict[str, Path]
             from kdmark.runs import distill
 
             output = distill(_with_resume(cfg, resuming)).best_checkpoint
+        elif stage.verb == "prune":
+            from kdmark.prune_run import prune_checkpoint
+
+            output = prune_checkpoint(cfg).checkpoint
         elif stage.verb == "eval":
             output = _eval_stage(spec["models"], pipeline, base, stage_dir, done)
         else:

@@ -121,3 +121,17 @@ def test_run_refuses_changed_settings_and_bad_references(w300_root, tmp_path):
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(ConfigError, match="'@nobody' refers to no earlier stage"):
         run_pipeline(path)
+
+
+def test_run_pipeline_with_a_prune_stage(w300_root, tmp_path):
+    path = _tiny_pipeline(tmp_path, w300_root)
+    spec = yaml.safe_load(path.read_text())
+    spec["stages"].insert(2, {"name": "pruned", "verb": "prune", "model": "@student_kd",
+                              "set": {"ratio": 0.5, "epochs_per_layer": 0, "finetune_epochs": 1}})
+    spec["stages"][3]["models"].append("@pruned")
+    spec["stages"][4]["model"] = "@pruned"
+    path.write_text(yaml.safe_dump(spec))
+    outputs = run_pipeline(path)
+    assert outputs["pruned"].name == "pruned.ckpt"
+    summary = json.loads((tmp_path / "run" / "eval" / "summary.json").read_text())
+    assert [r["model"] for r in summary] == ["teacher", "student_kd", "pruned"]

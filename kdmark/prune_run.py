@@ -1,0 +1,150 @@
+"""``kdmark.prune_checkpoint(cfg)``: score, prune and retrain a trained checkpoint, and report what it bought.
+
+Retraining is the distillation loop of ``kdmark distill`` with LOSS + w * loss3 (pooled-feature distillation),
+the teacher being the unpruned checkpoint itself (default) or any other checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from kdmark.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from kdmark.config import DistillConfig, PruneConfig, load_config, to_dict
+from kdmark.data.pipeline import LandmarkDataset
+from kdmark.distill import DistillTask, PooledFeatureKD, Teacher
+from kdmark.losses import CoordLoss, HeatmapLoss
+from kdmark.prune import channel_spec, prunable_layers, prune_layer, score_layer
+from kdmark.train import build_data, fit, make_fabric, validate
+
+__all__ = ["prune_checkpoint", "PruneResult", "measure", "format_report"]
+
+_TRAIN_KEYS = {f.name for f in dataclasses.fields(DistillConfig)}
+
+
+@dataclass
+class PruneResult:
+    checkpoint: Path
+    before: dict
+    after: dict
+    removed: dict[str, int]
+
+
+def _flatten(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out += _flatten(v, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}={json.dumps(v) if not isinstance(v, str) else v}")
+    return out
+
+
+def _retrain_config(cfg: PruneConfig, saved: dict) -> DistillConfig:
+    """The checkpoint's own training config, with the prune settings' overrides, as a distillation config."""
+    base = {k: v for k, v in saved.items() if k in _TRAIN_KEYS and k not in ("teachers", "kd")}
+    overrides = _flatten(base) + _flatten(cfg.train)
+    overrides += [f"optim.lr={cfg.lr}", "optim.warmup_epochs=0", "resume=false", "init_from=null", "ema=null",
+                  f"out_dir={cfg.out_dir}", f"kd.pooled_feature={cfg.kd_weight}"]
+    return load_config(DistillConfig, None, overrides)
+
+
+def measure(model: torch.nn.Module, data, size: int, path: Path | None = None) -> dict:
+    """Parameters, MACs, checkpoint size, CPU latency (batch 1; one thread and all threads) and validation NME."""
+    from kdmark.bench import count_macs, latency_ms
+
+    model = model.eval()
+    macs, params = count_macs(model, size)
+    x = torch.rand(1, 3, size, size)
+    threads = torch.get_num_threads()
+    lat = {}
+    for n in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(n)
+        lat[f"latency_ms_{n}t"] = latency_ms(lambda t: model.predict(t), x, runs=20)["p50"]
+    torch.set_num_threads(threads)
+    val, _, _ = validate(model, data)
+    return {"params": params, "macs": macs, "size_bytes": path.stat().st_size if path else None, **lat,
+            "val_nme": val.nme, "val_fr": val.fr, "val_auc": val.auc}
+
+
+def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
+    """Prune ``cfg.checkpoint`` and retrain it; writes ``pruned.ckpt`` and ``prune_report.json`` in ``out_dir``."""
+    model, payload = load_checkpoint(cfg.checkpoint)
+    dcfg = _retrain_config(cfg, payload.get("config", {}))
+    out = Path(cfg.out_dir)
+    fabric = make_fabric(dcfg)
+    data = build_data(dcfg, model.codec)
+    if dcfg.data.cache:
+        data.train.fill_cache()
+        data.val.fill_cache()
+    size = model.card["input_size"]
+    before = measure(model, data, size, Path(cfg.checkpoint))
+    graph, layers = prunable_layers(model, size)
+    plain = LandmarkDataset(data.train.samples[: cfg.samples], data.scheme, model.codec, size, None,
+                            dcfg.data.margin, dcfg.data.use_box, cache=False)  # L training faces, not augmented
+    images = torch.stack([plain[i]["image"] for i in range(len(plain))])
+    teacher_path = cfg.checkpoint if cfg.teacher == "student" else cfg.teacher
+    teacher = Teacher(teacher_path, size, size // dcfg.model.heatmap_stride)
+    removed: dict[str, int] = {}
+
+    def retrain(epochs: int, folder: str) -> None:
+        if epochs <= 0:
+            return
+        t_ch = teacher.model.backbone.channels[-1]
+        kd = [("pooled_feature", cfg.kd_weight, PooledFeatureKD(model.backbone.channels[-1], t_ch))]
+        loss = dcfg.loss
+        kwargs = {"w": loss.wing_w, "epsilon": loss.wing_epsilon} if loss.coords == "wing" else {}
+        task = DistillTask(model, [teacher], kd, coord_loss=CoordLoss(loss.coords, scale=size, **kwargs),
+                           heatmap_loss=HeatmapLoss(loss.heatmap), w_reg=dcfg.model.w_reg, w_hm=dcfg.model.w_hm)
+        task.to_teachers(fabric.device)
+        run_cfg = dataclasses.replace(dcfg, epochs=epochs, out_dir=str(out / folder))
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        fit(run_cfg, fabric, task, model, data, out / folder)
+
+    order = list(reversed(layers))  # the top layer first
+    if cfg.schedule == "global":  # every layer scored on the unpruned network, then all pruned together
+        all_scores = {layer.name: score_layer(model, graph, layer, cfg.importance, images,
+                                              _taylor_loss(model, data)) for layer in order}
+    for k, layer in enumerate(order):
+        scores = all_scores[layer.name] if cfg.schedule == "global" else score_layer(
+            model, graph, layer, cfg.importance, images, _taylor_loss(model, data))
+        removed[layer.name] = prune_layer(graph, layer, cfg.ratio, scores)
+        model.channel_spec = channel_spec(model, layers)
+        if cfg.schedule == "layerwise" and removed[layer.name]:
+            retrain(cfg.epochs_per_layer, f"layer{k:02d}")
+    retrain(cfg.finetune_epochs, "finetune")
+    model.channel_spec = channel_spec(model, layers)
+    config = {**to_dict(dcfg), "prune": to_dict(cfg)}
+    path = save_checkpoint(out / "pruned.ckpt", model.eval(), config, {"source": str(cfg.checkpoint)})
+    after = measure(model, data, size, path)
+    report = {"before": before, "after": after, "removed_filters": removed, "config": to_dict(cfg)}
+    atomic_write_bytes(out / "prune_report.json", lambda f: f.write(json.dumps(report, indent=2).encode()))
+    return PruneResult(path, before, after, removed)
+
+
+def _taylor_loss(model, data):
+    """A loss on a few training faces, for Taylor importance (which needs gradients)."""
+    def loss(m):
+        from kdmark.tasks import SupervisedTask
+
+        batch = torch.utils.data.default_collate([data.train[i] for i in range(min(16, len(data.train)))])
+        return SupervisedTask(m)(batch)["loss"]
+
+    return loss
+
+
+def format_report(result: PruneResult) -> list[str]:
+    rows = [("", "before", "after", "ratio")]
+    for key, fmt in (("params", "{:,}"), ("macs", "{:,}"), ("size_bytes", "{:,}"), ("latency_ms_1t", "{:.2f}"),
+                     ("latency_ms_2t", "{:.2f}"), ("val_nme", "{:.4%}")):
+        if key not in result.before:
+            continue
+        b, a = result.before[key], result.after[key]
+        rows.append((key, fmt.format(b), fmt.format(a), f"{a / b:.3f}" if b else "-"))
+    return [f"{r[0]:<16}{r[1]:>16}{r[2]:>16}{r[3]:>8}" for r in rows]
+
