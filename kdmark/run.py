@@ -1,6 +1,7 @@
 """``kdmark run PIPELINE.yaml``: a whole method end to end, one stage after another, in one run folder.
 
-A pipeline lists stages (``train``, ``distill``, ``prune``, ``eval``, ``export``); each writes into ``<out_dir>/<stage>/``.
+A pipeline lists stages (``train``, ``distill``, ``prune``, ``eval``, ``export``); each writes into
+``<out_dir>/<stage>/``.
 A finished stage leaves ``stage.json`` and is skipped on a re-run (if its resolved config is unchanged; a changed
 one is refused rather than silently overwritten); an interrupted training stage resumes from its ``last.ckpt``.
 ``"@name"`` anywhere in a stage's settings means the best checkpoint of the earlier stage ``name``.
