@@ -50,6 +50,7 @@ def _data_info(args: argparse.Namespace) -> int:
 
 
 SPLITS = ("train", "val", "test", "common", "challenging", "full", "private", "frontal")
+ATTRIBUTES = ("largepose", "expression", "illumination", "makeup", "occlusion", "blur")
 
 
 def _tag_lines(ds) -> list[str]:
@@ -148,6 +149,8 @@ def _prune(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from kdmark.run import run_pipeline
 
+    if args.pipeline is not None and "=" in args.pipeline:  # `kdmark run epochs=5`: overrides, default pipeline
+        args.overrides, args.pipeline = [args.pipeline, *args.overrides], None
     outputs = run_pipeline(args.pipeline, args.overrides)
     for name, out in outputs.items():
         print(f"{name:<20} {out}")
@@ -247,6 +250,14 @@ def _data_asm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_synth(args: argparse.Namespace) -> int:
+    from kdmark.data.synth import write_synthetic
+
+    out = write_synthetic(args.out, n=args.n, seed=args.seed, size=args.size, progress=sys.stderr.isatty())
+    print(f"wrote {args.n} synthetic faces ({args.size} px, seed {args.seed}) to {out}/train and {out}/test")
+    return 0
+
+
 def _write_json(path: str | Path, obj: object) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -292,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     asm.add_argument("--out", default="asm", help="output folder")
     asm.set_defaults(func=_data_asm)
 
+    sy = data.add_parser("synth", help="write built-in synthetic faces (300-W layout, 68 points, attributes)")
+    sy.add_argument("out")
+    sy.add_argument("--n", type=int, default=2000)
+    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--size", type=int, default=256)
+    sy.set_defaults(func=_data_synth)
+
     tr = verbs.add_parser("train", help="train a landmark detector from a recipe")
     tr.add_argument("recipe", help="YAML recipe (see recipes/)")
     tr.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=10 data.root=PATH")
@@ -309,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     pn.set_defaults(func=_prune)
 
     rn = verbs.add_parser("run", help="run a whole pipeline: teachers, students, eval, export")
-    rn.add_argument("pipeline", help="pipeline YAML (see pipelines/)")
+    rn.add_argument("pipeline", nargs="?", default=None,
+                    help="pipeline YAML (see pipelines/); none: the default pipeline on built-in synthetic faces")
     rn.add_argument("overrides", nargs="*", help="settings for every stage, e.g. data.root=PATH epochs=5")
     rn.set_defaults(func=_run)
 

@@ -121,10 +121,32 @@ def _log(msg: str) -> None:
     print(f"[kdmark run] {msg}", flush=True)
 
 
-def run_pipeline(path: str | Path, overrides: list[str] = ()) -> dict[str, Path]:
-    """Run every stage of a pipeline file; returns {stage name: its output (best checkpoint or folder)}."""
+DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "default.yaml"
+
+
+def _synthetic_default(overrides: list[str]) -> list[str]:
+    """The default pipeline trains on built-in synthetic faces: generate them on first use."""
+    from kdmark.data.synth import write_synthetic
+
+    root = next((o.split("=", 1)[1] for o in overrides if o.startswith("data.root=")), None)
+    if root is None:
+        out_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("out_dir=")), "runs/default")
+        root = str(Path(out_dir) / "data")
+        overrides = [*overrides, f"data.root={root}"]
+    if not (Path(root) / "attributes.json").is_file() and not Path(root).exists():
+        _log(f"generating 2000 synthetic faces into {root} (seed 0)")
+        write_synthetic(root, n=2000, seed=0)
+    return overrides
+
+
+def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> dict[str, Path]:
+    """Run every stage of a pipeline file; returns {stage name: its output (best checkpoint or folder)}.
+    Without a file: the default pipeline on built-in synthetic faces (generated on first use)."""
     from kdmark.train import train
 
+    overrides = list(overrides)
+    if path is None:
+        path, overrides = DEFAULT_PIPELINE, _synthetic_default(overrides)
     pipeline, base = load_pipeline(path, overrides)
     run_dir = Path(pipeline.out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -176,7 +198,32 @@ def run_pipeline(path: str | Path, overrides: list[str] = ()) -> dict[str, Path]
         atomic_write_bytes(marker, lambda f, info=info: f.write(json.dumps(info, indent=2).encode()))
         done[stage.name] = Path(output)
         _log(f"stage {stage.name} done in {info['seconds']:.0f}s -> {output}")
+    eval_stages = [s.name for s in pipeline.stages if s.verb == "eval"]
+    if eval_stages:
+        from kdmark.report import write_report
+
+        html_path, md_path = write_report(run_dir, eval_stages[-1], f"kdmark report: {pipeline.name}")
+        _log(f"report: {html_path} and {md_path}")
     return done
+
+
+def _cost(ckpt: Path) -> dict:
+    """Parameters, MACs, file size and CPU latency (batch 1, one thread, p50) of a checkpoint."""
+    import torch
+
+    from kdmark.bench import count_macs, latency_ms
+    from kdmark.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(ckpt)
+    size = model.card["input_size"]
+    macs, params = count_macs(model, size)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        lat = latency_ms(lambda x: model.predict(x), torch.rand(1, 3, size, size), runs=20)["p50"]
+    finally:
+        torch.set_num_threads(threads)
+    return {"params": params, "macs": macs, "size_bytes": ckpt.stat().st_size, "latency_ms_1t": lat}
 
 
 def _with_resume(cfg, resuming: bool):
@@ -203,7 +250,8 @@ def _eval_stage(models: list[str], pipeline: PipelineConfig, base: Path, stage_d
         ckpt = Path(ref)
         name = next((k for k, v in done.items() if Path(v) == ckpt), ckpt.stem)
         res = evaluate_samples(ckpt, data.val.samples, stage_dir / name, data.normaliser)
-        rows.append({"model": name, "checkpoint": str(ckpt), **res.metrics.to_dict()})
+        rows.append({"model": name, "checkpoint": str(ckpt), **res.metrics.to_dict(), **_cost(ckpt),
+                     "subsets": {k: v.to_dict() for k, v in res.subsets.items()}})
         _log(f"  {name:<20} {res.metrics}")
     text = json.dumps(rows, indent=2)
     atomic_write_bytes(stage_dir / "summary.json", lambda f: f.write(text.encode()))

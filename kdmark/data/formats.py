@@ -81,7 +81,7 @@ def _read(fmt: str, path: Path, errors: Errors, split: str | None, options: dict
     if fmt == "300w":
         return ibug.read_300w(path, errors, split, options.get("box_source", "ground_truth"))
     if fmt == "folder":
-        return ibug.read_folder(path, errors, None)
+        return ibug.read_folder(path, errors, None, split)
     if fmt == "wflw":
         lists = [(path, None)] if path.is_file() else wflw.find_wflw_lists(path)
         return wflw.read_wflw_lists(lists, errors, split)

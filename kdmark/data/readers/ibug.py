@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -103,18 +104,36 @@ def _read_txt_annotation(path: Path) -> tuple[np.ndarray, np.ndarray | None, dic
     return parse_wflw_line(text, str(path), allow_missing_path=True)[:3]
 
 
-def read_folder(root: Path, errors: Errors, expected: int | None) -> list[Sample]:
-    """Images with a ``.pts`` (300VW ``annot/``+``imgs/`` too) or a WFLW-style ``.txt`` of the same stem."""
+def _attributes(root: Path) -> dict[str, dict[str, bool]]:
+    """Optional ``attributes.json`` beside the faces: {relative .pts path: {attribute: bool}} (kdmark's synthetic
+    faces carry WFLW-style flags this way)."""
+    path = root / "attributes.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise DatasetError(path, f"not valid JSON ({err})") from None
+
+
+def read_folder(root: Path, errors: Errors, expected: int | None, split: str | None = None) -> list[Sample]:
+    """Images with a ``.pts`` (300VW ``annot/``+``imgs/`` too) or a WFLW-style ``.txt`` of the same stem. The first
+    sub-folder is the split tag (``split`` keeps one); attributes from ``attributes.json`` become tags too."""
     samples = []
+    attributes = _attributes(root)
     for pts in sorted(root.rglob("*.pts")):
+        rel = pts.relative_to(root)
+        tags = tuple(p for p in rel.parts[:-1] if p not in ("annot", "imgs"))[:1]
+        if split is not None and split not in tags:
+            continue
         points = errors.guard(read_pts, pts, expected)
         if points is None:
             continue
-        rel = pts.relative_to(root)
-        tags = tuple(p for p in rel.parts[:-1] if p not in ("annot", "imgs")) or ()
+        attrs = attributes.get(rel.as_posix(), {})
+        tags += tuple(a for a, on in attrs.items() if on)
         samples.append(Sample(image_beside(pts, ("imgs", "images")), points, np.ones(len(points), bool),
-                              subsets=tags[:1], source=str(pts), key=str(rel)))
-    if samples:
+                              attributes=attrs, subsets=tags, source=str(pts), key=str(rel)))
+    if samples or split is not None:
         return samples
     for txt in sorted(root.rglob("*.txt")):
         if not any((txt.with_suffix(ext)).is_file() for ext in IMAGE_EXTS):
