@@ -108,30 +108,28 @@ def _augmented_crops(samples, scheme, args):
     return crops, [f"{s.key[-30:]} (augmented)" for s in samples]
 
 
-def _train(args: argparse.Namespace) -> int:
-    from kdmark.config import TrainConfig, load_config
-    from kdmark.train import train
+def _fit(args: argparse.Namespace, distill: bool) -> int:
+    """``kdmark train`` and ``kdmark distill``: the same loop, with or without teachers."""
+    from kdmark.config import DistillConfig, TrainConfig, load_config
 
-    cfg = load_config(TrainConfig, args.recipe, args.overrides)
-    result = train(cfg)
+    if distill:
+        from kdmark.runs import distill as run
+    else:
+        from kdmark.train import train as run
+    result = run(load_config(DistillConfig if distill else TrainConfig, args.recipe, args.overrides))
     best = result.metrics.get("best_val_nme")
     if result.rank == 0:
         print(f"best checkpoint: {result.best_checkpoint} (val NME {best * 100:.3f}% at epoch "
               f"{result.metrics.get('best_epoch')})")
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    return _fit(args, distill=False)
 
 
 def _distill(args: argparse.Namespace) -> int:
-    from kdmark.config import DistillConfig, load_config
-    from kdmark.runs import distill
-
-    cfg = load_config(DistillConfig, args.recipe, args.overrides)
-    result = distill(cfg)
-    best = result.metrics.get("best_val_nme")
-    if result.rank == 0:
-        print(f"best checkpoint: {result.best_checkpoint} (val NME {best * 100:.3f}% at epoch "
-              f"{result.metrics.get('best_epoch')})")
-    return 0
+    return _fit(args, distill=True)
 
 
 def _prune(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from kdmark.distill import (
 )
 from kdmark.losses import CoordLoss, HeatmapLoss
 from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
-from kdmark.train import RunResult, TrainingError, build_data, fit, make_fabric, prepare_run
+from kdmark.train import RunResult, TrainingError, build_data, cache_faces, fit, make_fabric, prepare_run
 
 __all__ = ["distill", "build_kd_terms"]
 
@@ -82,10 +82,6 @@ def distill(cfg: DistillConfig) -> RunResult:
                        coord_loss=CoordLoss(loss.coords, scale=cfg.data.input_size, **kwargs),
                        heatmap_loss=HeatmapLoss(loss.heatmap), w_reg=cfg.model.w_reg, w_hm=cfg.model.w_hm)
     task.to_teachers(fabric.device)
-    if cfg.data.cache:
-        skipped = data.train.fill_cache(cfg.progress and fabric.is_global_zero, cfg.data.skip_bad)
-        skipped += data.val.fill_cache(skip_bad=cfg.data.skip_bad)
-        for line in skipped:
-            fabric.print(f"kdmark: skipped {line}")
+    cache_faces(cfg, data, fabric)
     out = prepare_run(cfg, fabric)  # only now: a run that fails on its inputs leaves an earlier run untouched
     return fit(cfg, fabric, task, student, data, out)

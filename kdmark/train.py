@@ -358,6 +358,16 @@ def make_fabric(cfg: TrainConfig):
     return fabric
 
 
+def cache_faces(cfg: TrainConfig, data: Data, fabric) -> None:
+    """Decode and crop every face once (``data.cache``); skipped faces (``data.skip_bad``) are reported."""
+    if not cfg.data.cache:
+        return
+    skipped = data.train.fill_cache(cfg.progress and fabric.is_global_zero, cfg.data.skip_bad)
+    skipped += data.val.fill_cache(skip_bad=cfg.data.skip_bad)
+    for line in skipped:
+        fabric.print(f"kdmark: skipped {line}")
+
+
 def prepare_run(cfg: TrainConfig, fabric) -> Path:
     """Create the run folder and save the resolved config beside the run (rank 0)."""
     out = Path(cfg.out_dir)
@@ -384,10 +394,6 @@ def train(cfg: TrainConfig) -> RunResult:
         if init.card["num_points"] != model.card["num_points"]:
             raise DatasetError(cfg.init_from, f"is a {init.card['scheme']} model; the data is {data.scheme.name}")
         model.load_state_dict(init.state_dict())
-    if cfg.data.cache:
-        skipped = data.train.fill_cache(cfg.progress and fabric.is_global_zero, cfg.data.skip_bad)
-        skipped += data.val.fill_cache(skip_bad=cfg.data.skip_bad)
-        for line in skipped:
-            fabric.print(f"kdmark: skipped {line}")
+    cache_faces(cfg, data, fabric)
     out = prepare_run(cfg, fabric)  # only now: a run that fails on its inputs leaves an earlier run untouched
     return fit(cfg, fabric, build_task(cfg, model), model, data, out)

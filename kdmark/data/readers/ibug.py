@@ -118,13 +118,16 @@ def _attributes(root: Path) -> dict[str, dict[str, bool]]:
 
 def read_folder(root: Path, errors: Errors, expected: int | None, split: str | None = None) -> list[Sample]:
     """Images with a ``.pts`` (300VW ``annot/``+``imgs/`` too) or a WFLW-style ``.txt`` of the same stem. The first
-    sub-folder is the split tag (``split`` keeps one); attributes from ``attributes.json`` become tags too."""
+    sub-folder is the split tag; ``split`` keeps one when the folder has ``train``/``val``/``test`` sub-folders
+    (a flat folder has no splits: all of it is read). Attributes from ``attributes.json`` become tags too."""
     samples = []
     attributes = _attributes(root)
-    for pts in sorted(root.rglob("*.pts")):
+    files = sorted(root.rglob("*.pts"))
+    has_splits = any((root / name).is_dir() for name in ("train", "val", "test"))
+    for pts in files:
         rel = pts.relative_to(root)
         tags = tuple(p for p in rel.parts[:-1] if p not in ("annot", "imgs"))[:1]
-        if split is not None and split not in tags:
+        if split is not None and has_splits and split not in tags:
             continue
         points = errors.guard(read_pts, pts, expected)
         if points is None:
@@ -133,7 +136,7 @@ def read_folder(root: Path, errors: Errors, expected: int | None, split: str | N
         tags += tuple(a for a, on in attrs.items() if on)
         samples.append(Sample(image_beside(pts, ("imgs", "images")), points, np.ones(len(points), bool),
                               attributes=attrs, subsets=tags, source=str(pts), key=str(rel)))
-    if samples or split is not None:
+    if samples or files:
         return samples
     for txt in sorted(root.rglob("*.txt")):
         if not any((txt.with_suffix(ext)).is_file() for ext in IMAGE_EXTS):
