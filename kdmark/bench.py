@@ -130,9 +130,11 @@ def _dlib_points(predictor, image: np.ndarray, det: np.ndarray) -> np.ndarray:
 
 
 def bench(model_path: str | Path, data: str | Path | None = None, split: str | None = None, vs_dlib: bool = False,
-          runs: int = 30, max_faces: int = 200, int8: bool = True, workdir: str | Path | None = None) -> BenchReport:
+          runs: int = 30, max_faces: int = 200, int8: bool = True, workdir: str | Path | None = None,
+          heldout: float | None = None) -> BenchReport:
     """Measure a checkpoint: params, MACs, sizes, latency p50/p90 (batch 1, one thread and all threads) for
-    PyTorch eager, ONNX Runtime FP32 and INT8; accuracy per backend on ``data``; and dlib alongside."""
+    PyTorch eager, ONNX Runtime FP32 and INT8; accuracy per backend on ``data`` (or, with ``heldout``, on the
+    faces kdmark's fixed validation split holds out of it); and dlib alongside."""
     from kdmark.data import read_dataset
     from kdmark.data.transforms import apply_affine
     from kdmark.evaluate import score_samples
@@ -149,7 +151,12 @@ def bench(model_path: str | Path, data: str | Path | None = None, split: str | N
     samples, boxes, dlib_dets, notes = [], [], [], report.notes
     if data is not None:
         ds = read_dataset(data, split=split, scheme=scheme)
-        samples = ds.samples[:max_faces]
+        samples = ds.samples
+        if heldout:  # the faces kdmark's fixed split held out for validation (what training never saw)
+            from kdmark.data.pipeline import split_by_photo
+
+            samples = split_by_photo(ds, heldout)[1]
+        samples = samples[:max_faces]
         if vs_dlib:
             idx, dlib_dets, boxes = _dlib_boxes(samples)
             notes.append(f"dlib's HOG detector found {len(idx)} of {len(samples)} faces; both models are scored on "

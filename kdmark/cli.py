@@ -219,7 +219,7 @@ def _bench(args: argparse.Namespace) -> int:
     from kdmark.bench import bench
 
     report = bench(args.model, data=args.data, split=args.split, vs_dlib=args.vs == "dlib", runs=args.runs,
-                   max_faces=args.max_faces, int8=not args.no_int8)
+                   max_faces=args.max_faces, int8=not args.no_int8, heldout=args.heldout)
     for line in report.lines():
         print(line)
     if args.json:
@@ -371,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--vs", default=None, choices=["dlib"], help="also run dlib's 68-point predictor")
     be.add_argument("--runs", type=int, default=30, help="timed runs per latency figure")
     be.add_argument("--max-faces", type=int, default=200)
+    be.add_argument("--heldout", type=float, default=None, metavar="FRACTION",
+                    help="score on the faces kdmark's fixed split holds out for validation (e.g. 0.1)")
     be.add_argument("--no-int8", action="store_true")
     be.add_argument("--json", default=None, help="also write the figures as JSON")
     be.set_defaults(func=_bench)
