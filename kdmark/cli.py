@@ -160,7 +160,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     res = evaluate(args.checkpoint, args.data, split=args.split, out_dir=args.out, normaliser=args.normaliser,
                    threshold=args.threshold, batch_size=args.batch_size, data_format=args.format,
-                   progress=sys.stderr.isatty())
+                   progress=sys.stderr.isatty(), heldout=args.heldout)
     print(f"{args.data}: {res.metrics}")
     for tag, m in res.subsets.items():
         print(f"  {tag:<14} {m}")
@@ -338,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--normaliser", default=None, help="e.g. inter_ocular, inter_pupil, box")
     ev.add_argument("--threshold", type=float, default=None, help="FR/AUC threshold (default: the scheme's)")
     ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--heldout", type=float, default=None, metavar="FRACTION",
+                    help="score only the faces kdmark's fixed split holds out for validation (e.g. 0.1)")
     ev.add_argument("--out", default=None, help="output folder (default: beside the checkpoint)")
     ev.set_defaults(func=_eval)
 

@@ -85,17 +85,23 @@ def _per_image_csv(samples: list[Sample], per_image: np.ndarray, scores: np.ndar
 def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = None, out_dir: str | Path | None = None,
              normaliser: str | None = None, threshold: float | None = None, batch_size: int = 32,
              use_box: bool | None = None, worst: int = 16, data_format: str = "auto",
-             progress: bool = True) -> EvalResult:
+             progress: bool = True, heldout: float | None = None) -> EvalResult:
     """Score a checkpoint on a dataset and write ``metrics.json``, ``per_image.csv``, ``ced.png``, ``worst.png``.
 
     The dataset must use the checkpoint's landmark scheme; the crop follows the training config (landmark box
-    with the same margin, or the face box) unless ``use_box`` says otherwise.
+    with the same margin, or the face box) unless ``use_box`` says otherwise. ``heldout`` scores only the faces
+    kdmark's fixed validation split holds out (e.g. 0.1, as in training).
     """
     from kdmark.data import read_dataset
 
     ds = read_dataset(data, format=data_format, split=split)
+    samples = ds.samples
+    if heldout:  # the faces kdmark's fixed split held out for validation
+        from kdmark.data.pipeline import split_by_photo
+
+        samples = split_by_photo(ds, heldout)[1]
     out = Path(out_dir) if out_dir else Path(checkpoint).parent / f"eval-{Path(data).name}"
-    return evaluate_samples(checkpoint, ds.samples, out, normaliser or ds.normaliser, threshold, batch_size,
+    return evaluate_samples(checkpoint, samples, out, normaliser or ds.normaliser, threshold, batch_size,
                             use_box, worst, progress, source=f"{data}" + (f" ({split})" if split else ""))
 
 
