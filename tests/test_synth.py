@@ -66,3 +66,45 @@ def test_default_run_on_synthetic_faces_writes_a_report(tmp_path):
     md = (run / "report.md").read_text()
     assert "| model | NME (%)" in md and "Distillation: the distilled student is" in md
     assert (run / "report_files" / "ced.png").is_file() and (run / "report_files" / "subsets.png").is_file()
+
+
+def _white_centroid(img: np.ndarray, pts: np.ndarray) -> np.ndarray | None:
+    """Centroid of the eye-white pixels inside the landmarks' bounding box (None for a closed eye)."""
+    x0, y0 = np.floor(pts.min(0)).astype(int) - 2
+    x1, y1 = np.ceil(pts.max(0)).astype(int) + 3
+    patch = img[y0:y1, x0:x1].astype(int)
+    white = (patch.min(axis=2) > 225) & (np.ptp(patch, axis=2) < 12)
+    if white.sum() < 15:
+        return None
+    ys, xs = np.nonzero(white)
+    return np.array([xs.mean() + x0, ys.mean() + y0])
+
+
+def _expected_white_centroid(eye: np.ndarray) -> np.ndarray:
+    """Area centroid of the eye hexagon spanned by the six landmarks (shoelace formula)."""
+    x, y = eye[:, 0], eye[:, 1]
+    cross = x * np.roll(y, -1) - np.roll(x, -1) * y
+    area = cross.sum() / 2
+    return np.array([((x + np.roll(x, -1)) * cross).sum(), ((y + np.roll(y, -1)) * cross).sum()]) / (6 * area)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_drawn_features_sit_at_the_landmarks(seed):
+    """Find the drawn eyes (white sclera) and mouth (lip colour) in a clean render: they sit where the landmarks
+    say, to a fraction of a pixel for the eye centres (an off-by-one or mirrored drawing would fail)."""
+    face = render_face(np.random.default_rng([seed, 1]), 256, clean=True)
+    img, p = face.image, face.points
+    checked = 0
+    for i0 in (36, 42):
+        centroid = _white_centroid(img, p[i0:i0 + 6])
+        if centroid is not None:
+            np.testing.assert_allclose(centroid, _expected_white_centroid(p[i0:i0 + 6]), atol=0.6)
+            checked += 1
+    # mouth corners: the outermost lip pixels (clean renders paint the lips (200, 40, 70)) are the corners
+    lip = (np.abs(img.astype(int) - [200, 40, 70]).sum(axis=2) < 60)
+    lip[:, : int(p[48, 0]) - 6] = False
+    lip[:, int(p[54, 0]) + 7:] = False
+    ys, xs = np.nonzero(lip)
+    assert abs(xs.min() - p[48:60, 0].min()) < 1.5 and abs(xs.max() - p[48:60, 0].max()) < 1.5
+    checked += 1
+    assert checked >= 1

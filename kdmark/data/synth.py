@@ -119,8 +119,10 @@ def _poly(img, pts, colour, closed=True, thickness=-1):
         cv2.polylines(img, [pts], closed, colour, thickness, cv2.LINE_AA, shift=2)
 
 
-def render_face(rng: np.random.Generator, size: int = 256) -> SynthFace:
-    """One synthetic face on a ``size`` square canvas, with its exact landmarks and attribute flags."""
+def render_face(rng: np.random.Generator, size: int = 256, clean: bool = False) -> SynthFace:
+    """One synthetic face on a ``size`` square canvas, with its exact landmarks and attribute flags.
+
+    ``clean`` draws it on a plain background without occluders, blur or noise (tests find the drawn features)."""
     shape, expr = _shape(rng)
     yaw, pitch, roll = rng.normal(0, 22), rng.normal(0, 10), rng.normal(0, 12)
     yaw, pitch = float(np.clip(yaw, -60, 60)), float(np.clip(pitch, -35, 35))
@@ -131,7 +133,7 @@ def render_face(rng: np.random.Generator, size: int = 256) -> SynthFace:
     a = np.linspace(0.2, np.pi - 0.2, 9)  # the forehead closes the face outline above the jaw
     head3 = np.c_[0.82 * np.cos(a), -0.05 - 1.05 * np.sin(a), np.full(9, 0.2)]
     head = (head3 @ rot.T)[:, :2] * scale + centre
-    img = _background(size, rng)
+    img = _background(size, rng) if not clean else np.full((size, size, 3), 128, np.uint8)
     skin = np.array([rng.uniform(60, 240), 0, 0])
     skin = np.array([skin[0], skin[0] * rng.uniform(0.7, 0.85), skin[0] * rng.uniform(0.55, 0.75)])
     _poly(img, np.vstack([proj[0:17], head]), tuple(int(c) for c in skin))
@@ -149,20 +151,21 @@ def render_face(rng: np.random.Generator, size: int = 256) -> SynthFace:
             _poly(img, eye[[0, 1, 2, 3]], dark, closed=False, thickness=2)
         else:
             _poly(img, eye, (235, 235, 235))
-            iris = eye.mean(0)
-            r = max(2, int(np.linalg.norm(eye[0] - eye[3]) * 0.22))
-            cv2.circle(img, tuple(int(v) for v in iris), r, tuple(int(c) for c in rng.integers(20, 120, 3)), -1,
-                       cv2.LINE_AA)
+            iris_colour = tuple(int(c) for c in rng.integers(20, 120, 3))
+            if not clean:  # clean renders keep the whole eye white, so tests can locate it exactly
+                r = max(2.0, np.linalg.norm(eye[0] - eye[3]) * 0.22)
+                centre = tuple(int(round(v * 4)) for v in eye.mean(0))
+                cv2.circle(img, centre, int(round(r * 4)), iris_colour, -1, cv2.LINE_AA, shift=2)
             _poly(img, eye, dark, thickness=1)
     _poly(img, proj[27:31], dark, closed=False, thickness=2)
     _poly(img, proj[31:36], dark, closed=False, thickness=2)
     makeup = bool(rng.random() < 0.2)
-    lip = (200, 40, 70) if makeup else tuple(int(c) for c in skin * np.array([0.9, 0.55, 0.55]))
+    lip = (200, 40, 70) if (makeup or clean) else tuple(int(c) for c in skin * np.array([0.9, 0.55, 0.55]))
     _poly(img, proj[48:60], lip)
     if expr["open"]:
         _poly(img, proj[60:68], (40, 10, 15))
     occluded = False
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 and not clean:
         occluded = True
         kind = rng.integers(3)
         colour = tuple(int(c) for c in rng.integers(0, 255, 3))
@@ -176,11 +179,12 @@ def render_face(rng: np.random.Generator, size: int = 256) -> SynthFace:
         else:  # a patch or a strand of hair
             x0, y0 = (proj[rng.integers(0, 68)] - scale * 0.15).astype(int)
             cv2.rectangle(img, (int(x0), int(y0)), (int(x0 + scale * 0.3), int(y0 + scale * 0.25)), colour, -1)
-    blurred = bool(rng.random() < 0.2)
+    blurred = bool(rng.random() < 0.2) and not clean
     if blurred:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.2, 2.5))
-    noise = rng.normal(0, rng.uniform(2, 8), img.shape)
-    img = np.clip(img + noise, 0, 255).astype(np.uint8)
+    if not clean:
+        noise = rng.normal(0, rng.uniform(2, 8), img.shape)
+        img = np.clip(img + noise, 0, 255).astype(np.uint8)
     attributes = {"largepose": abs(yaw) > 30 or abs(pitch) > 20, "expression": expr["open"] or expr["smile"],
                   "illumination": strong_light, "makeup": makeup, "occlusion": occluded, "blur": blurred}
     return SynthFace(img, proj, attributes)
