@@ -152,7 +152,12 @@ td:first-child,th:first-child{{text-align:left}}img{{max-width:100%}}figure{{mar
 figcaption{{color:#555;font-size:90%}}</style></head><body><h1>{html.escape(title)}</h1>
 <ul>{"".join(f"<li>{html.escape(f)}</li>" for f in findings)}</ul>{table_html}
 <p>{rows[0]['num_images']} evaluation faces; NME normalised by {html.escape(rows[0]['normaliser'])}.</p>
-{"".join(_img_html(p, alt) for p, alt in figures)}</body></html>"""
+{"".join(_img_html(p, alt) for p, alt in figures)}
+<script>window.addEventListener("load", function () {{  /* lets a headless browser check every image decoded */
+  var imgs = document.images, ok = 0;
+  for (var i = 0; i < imgs.length; i++) if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++;
+  document.body.setAttribute("data-images", ok + "/" + imgs.length);
+}});</script></body></html>"""
     html_path = atomic_write_bytes(run_dir / "report.html", lambda f: f.write(page.encode()))
     md_path = atomic_write_bytes(run_dir / "report.md", lambda f: f.write("\n".join(md).encode()))
     return html_path, md_path

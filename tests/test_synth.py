@@ -66,6 +66,21 @@ def test_default_run_on_synthetic_faces_writes_a_report(tmp_path):
     md = (run / "report.md").read_text()
     assert "| model | NME (%)" in md and "Distillation: the distilled student is" in md
     assert (run / "report_files" / "ced.png").is_file() and (run / "report_files" / "subsets.png").is_file()
+    _renders_in_chromium(run / "report.html", page.count("<img "))
+
+
+def _renders_in_chromium(report, images: int) -> None:
+    """The page opens offline in headless Chromium with every image decoded (skipped without a Chromium)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")):
+        pytest.skip("no Chromium on this machine (apt-get install chromium) to render the report with")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "check_report.sh"
+    out = subprocess.run(["bash", str(script), str(report)], capture_output=True, text=True, timeout=120)
+    assert f'data-images="{images}/{images}"' in out.stdout, out.stdout + out.stderr
+    assert report.with_suffix(".png").stat().st_size > 10_000
 
 
 def _white_centroid(img: np.ndarray, pts: np.ndarray) -> np.ndarray | None:
