@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +136,7 @@ def _synthetic_default(overrides: list[str]) -> list[str]:
         overrides = [*overrides, f"data.root={root}"]
     if not (Path(root) / "attributes.json").is_file() and not Path(root).exists():
         _log(f"generating 2000 synthetic faces into {root} (seed 0)")
-        write_synthetic(root, n=2000, seed=0)
+        write_synthetic(root, n=2000, seed=0, progress=sys.stderr.isatty())
     return overrides
 
 

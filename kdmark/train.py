@@ -257,7 +257,9 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
         data.train.set_epoch(epoch)
         task.train()
         t0, sums, seen = time.time(), {}, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not show, leave=False)
+        # disable=None: a bar on a terminal, none in a log file (the epoch summary line is printed either way)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=None if show else True,
+                   leave=False)
         for batch in bar:
             out_step = task(batch)  # forward: the task returns {"loss": ..., "loss_<part>": ...}
             loss = out_step["loss"]

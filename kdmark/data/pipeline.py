@@ -144,7 +144,8 @@ class LandmarkDataset(TorchDataset):
         from kdmark.data.records import DatasetError
 
         bad, problems = [], []
-        for i in tqdm(range(len(self)), desc="caching faces", unit="face", disable=not progress, leave=False):
+        bar = tqdm(range(len(self)), desc="caching faces", unit="face", disable=None if progress else True, leave=False)
+        for i in bar:
             try:
                 self.base_crop(i)
             except DatasetError as err:
