@@ -245,8 +245,7 @@ class DistillTask(SupervisedTask):
     def forward(self, batch: dict) -> dict:
         output = self.model(batch["image"])
         sup = self.supervised(output, batch)
-        result = {"loss": self.w_sup * sup["loss"], **sup}
-        result["loss_supervised"] = sup["loss"]
+        result = {**sup, "loss": self.w_sup * sup["loss"], "loss_supervised": sup["loss"]}
         active = [i for i, w in enumerate(self.kd_weights) if w != 0]
         if active:
             teacher_outs = [t(batch["image"]) for t in self.teachers]

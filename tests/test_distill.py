@@ -196,3 +196,13 @@ def test_asm_keeps_the_modes_the_threshold_implies(variance):
     soft = asm.project(shapes)
     err = np.abs(soft - shapes).mean()
     assert 0 < err < np.abs(shapes - shapes.mean(0)).mean()  # smoother, still the same faces
+
+
+def test_supervised_weight_zero_leaves_only_the_distillation_terms():
+    """KD-Loss contains its own main loss, so its recipes set w_sup=0: the total is then the KD term alone."""
+    student = _net("joint")
+    teacher = Teacher(_net("joint", seed=3), 64, 16)
+    batch = _batch(student)
+    out = DistillTask(student, [teacher, teacher], [("kd_loss", 1.0, KDLoss("code", 0, 1))], w_sup=0.0)(batch)
+    assert out["loss_supervised"] > 0
+    assert torch.equal(out["loss"], 0.0 * out["loss_supervised"] + out["loss_kd_kd_loss"])
