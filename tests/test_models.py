@@ -71,3 +71,19 @@ def test_overfits_a_fixed_batch(head):
         pred, _ = model.codec.decode(model(x))  # still in train mode: the batch statistics it was fitted with
     err = (pred - points).norm(dim=-1).mean().item()
     assert err < 0.5, f"mean point error after overfitting: {err:.2f} px"
+
+
+def test_pretrained_without_network_is_one_line(w300_root, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}  # as on a machine without network
+    proc = subprocess.run([sys.executable, "-m", "kdmark", "train", "recipes/300w_mbv2_heatmap.yaml",
+                           f"data.root={w300_root}", "model.pretrained=true", "model.backbone=mobilenetv2_050",
+                           f"out_dir={tmp_path}"], capture_output=True, text=True, env=env,
+                          cwd=os.path.dirname(os.path.dirname(__file__)), timeout=300)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("kdmark: error")]
+    assert len(lines) == 1 and "pretrained weights for mobilenetv2_050 could not be loaded" in lines[0]
+    assert "model.pretrained=false" in lines[0] and "Traceback" not in proc.stderr

@@ -40,7 +40,7 @@ def create_backbone(name: str, pretrained: bool = False, **kwargs) -> Backbone:
         body = timm.create_model(name, pretrained=pretrained, features_only=True, **kwargs)
     except (OSError, RuntimeError, ValueError) as err:
         if pretrained:
-            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            first = str(err).strip().splitlines()[0][:100] if str(err).strip() else type(err).__name__
             raise BackboneError(f"pretrained weights for {name} could not be loaded (no network or no cached "
                                 f"copy: {first}); set model.pretrained=false to train from scratch") from None
         raise BackboneError(f"timm could not build {name}: {err}") from None
