@@ -166,6 +166,7 @@ class KDConfig:
     heatmap: float = 0.0  # Hong & Lin (100 in their code)
     heatmap_kind: Literal["mse", "l2sum"] = "mse"
     teacher: int = 0  # the teacher for the feature and heatmap terms
+    warmup_epochs: float = 0.0  # ramp every distillation weight linearly from 0 over these epochs
 
 
 @dataclass(frozen=True)

@@ -230,13 +230,19 @@ class DistillTask(SupervisedTask):
     """
 
     def __init__(self, model: LandmarkNet, teachers: list[Teacher], kd: list[tuple[str, float, nn.Module]],
-                 w_sup: float = 1.0, **supervised):
+                 w_sup: float = 1.0, warmup_epochs: float = 0.0, **supervised):
         super().__init__(model, **supervised)
+        self.warmup_epochs, self.kd_scale = warmup_epochs, 1.0 if warmup_epochs <= 0 else 0.0
         self.teachers = list(teachers)
         self.kd_names = [name for name, _, _ in kd]
         self.kd_weights = [float(w) for _, w, _ in kd]
         self.kd = nn.ModuleList(m for _, _, m in kd)  # adapters train with the student
         self.w_sup = w_sup
+
+    def set_epoch(self, epoch: float) -> None:
+        """Called by the training loop: distillation weights ramp from 0 to full over ``warmup_epochs``, so the
+        teacher's term does not swamp the supervised loss while the student's outputs are still random."""
+        self.kd_scale = 1.0 if self.warmup_epochs <= 0 else min(1.0, epoch / self.warmup_epochs)
 
     def to_teachers(self, device: torch.device) -> None:
         for t in self.teachers:
@@ -246,12 +252,12 @@ class DistillTask(SupervisedTask):
         output = self.model(batch["image"])
         sup = self.supervised(output, batch)
         result = {**sup, "loss": self.w_sup * sup["loss"], "loss_supervised": sup["loss"]}
-        active = [i for i, w in enumerate(self.kd_weights) if w != 0]
+        active = [i for i, w in enumerate(self.kd_weights) if w != 0 and self.kd_scale != 0]
         if active:
             teacher_outs = [t(batch["image"]) for t in self.teachers]
             for i in active:
                 term = self.kd[i](output, teacher_outs, batch)
                 result[f"loss_kd_{self.kd_names[i]}"] = term
-                result["loss"] = result["loss"] + self.kd_weights[i] * term
+                result["loss"] = result["loss"] + self.kd_scale * self.kd_weights[i] * term
         result["output"] = output
         return result

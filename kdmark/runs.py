@@ -78,7 +78,7 @@ def distill(cfg: DistillConfig) -> RunResult:
             raise TrainingError(f"{path}: a {t.model.card['scheme']} teacher cannot teach {data.scheme.name} points")
     loss = cfg.loss
     kwargs = {"w": loss.wing_w, "epsilon": loss.wing_epsilon} if loss.coords == "wing" else {}
-    task = DistillTask(student, teachers, build_kd_terms(cfg, student, teachers), cfg.kd.w_sup,
+    task = DistillTask(student, teachers, build_kd_terms(cfg, student, teachers), cfg.kd.w_sup, cfg.kd.warmup_epochs,
                        coord_loss=CoordLoss(loss.coords, scale=cfg.data.input_size, **kwargs),
                        heatmap_loss=HeatmapLoss(loss.heatmap), w_reg=cfg.model.w_reg, w_hm=cfg.model.w_hm)
     task.to_teachers(fabric.device)

@@ -260,7 +260,9 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
         # disable=None: a bar on a terminal, none in a log file (the epoch summary line is printed either way)
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=None if show else True,
                    leave=False)
-        for batch in bar:
+        for i, batch in enumerate(bar):
+            if hasattr(_unwrap(task), "set_epoch"):  # e.g. a distillation weight ramp
+                _unwrap(task).set_epoch(epoch + i / max(len(loader), 1))
             out_step = task(batch)  # forward: the task returns {"loss": ..., "loss_<part>": ...}
             loss = out_step["loss"]
             if not torch.isfinite(loss):

@@ -206,3 +206,19 @@ def test_supervised_weight_zero_leaves_only_the_distillation_terms():
     out = DistillTask(student, [teacher, teacher], [("kd_loss", 1.0, KDLoss("code", 0, 1))], w_sup=0.0)(batch)
     assert out["loss_supervised"] > 0
     assert torch.equal(out["loss"], 0.0 * out["loss_supervised"] + out["loss_kd_kd_loss"])
+
+
+def test_distillation_weight_warmup_ramps_linearly():
+    student = _net()
+    teacher = Teacher(_net(seed=1), 64, 16)
+    batch = _batch(student)
+    task = DistillTask(student, [teacher], [("heatmap", 100.0, HeatmapKD())], warmup_epochs=2.0)
+    task.set_epoch(0.0)
+    out = task(batch)
+    assert "loss_kd_heatmap" not in out and torch.equal(out["loss"], out["loss_supervised"])
+    task.set_epoch(1.0)
+    out = task(batch)
+    expected = out["loss_supervised"] + 0.5 * 100.0 * out["loss_kd_heatmap"]
+    assert torch.allclose(out["loss"], expected)
+    task.set_epoch(5.0)
+    assert task.kd_scale == 1.0
