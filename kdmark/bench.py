@@ -20,7 +20,7 @@ from kdmark.checkpoint import load_checkpoint
 from kdmark.data.records import Sample
 from kdmark.export import export_onnx, onnx_session, quantize_int8
 
-__all__ = ["bench", "BenchReport", "latency_ms", "count_macs"]
+__all__ = ["bench", "BenchReport", "latency_ms", "count_macs", "model_cost"]
 
 
 @dataclass
@@ -65,6 +65,21 @@ def count_macs(model: torch.nn.Module, size: int) -> tuple[int, int]:
     return int(macs), int(params)
 
 
+def model_cost(model: torch.nn.Module, size: int, threads: tuple[int, ...] = (1,), runs: int = 20) -> dict:
+    """Parameters, MACs and p50 CPU latency at batch 1 (``latency_ms_<n>t`` for each thread count) of a model."""
+    macs, params = count_macs(model.eval(), size)
+    x = torch.rand(1, 3, size, size)
+    before = torch.get_num_threads()
+    latency = {}
+    try:
+        for n in threads:
+            torch.set_num_threads(n)
+            latency[f"latency_ms_{n}t"] = latency_ms(lambda t: model.predict(t), x, runs)["p50"]
+    finally:
+        torch.set_num_threads(before)
+    return {"params": params, "macs": macs, **latency}
+
+
 def _crops(samples: list[Sample], card: dict, boxes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     """(N, 3, S, S) crops around ``boxes`` and the crop->image affines, as the Predictor makes them."""
     from kdmark.data.images import load_image
@@ -86,7 +101,7 @@ def _dlib_boxes(samples: list[Sample]) -> tuple[list[int], list[np.ndarray], lis
     import dlib
 
     from kdmark.data.images import load_image
-    from kdmark.predict import _iou, landmark_box_from_detector
+    from kdmark.predict import box_iou, landmark_box_from_detector
 
     detector = dlib.get_frontal_face_detector()
     idx, raw, converted = [], [], []
@@ -94,7 +109,7 @@ def _dlib_boxes(samples: list[Sample]) -> tuple[list[int], list[np.ndarray], lis
         best, best_iou = None, 0.3
         for d in detector(load_image(s.image), 1):
             det = np.array([d.left(), d.top(), d.right() + 1, d.bottom() + 1], float)
-            iou = _iou(landmark_box_from_detector(det), s.landmark_box())
+            iou = box_iou(landmark_box_from_detector(det), s.landmark_box())
             if iou > best_iou:
                 best, best_iou = det, iou
         if best is not None:

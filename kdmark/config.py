@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ __all__ = [
     "PruneConfig",
     "EvalConfig",
     "load_config",
+    "flatten_overrides",
     "from_dict",
     "to_dict",
     "dump_config",
@@ -331,6 +333,18 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list[str] 
         return from_dict(cls, data)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}" if where else str(err)) from None
+
+
+def flatten_overrides(data: dict, prefix: str = "") -> list[str]:
+    """A nested dict as ``a.b=value`` overrides for :func:`load_config` (non-strings written as JSON, which YAML
+    reads back to the same value)."""
+    items = []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            items += flatten_overrides(v, f"{prefix}{k}.")
+        else:
+            items.append(f"{prefix}{k}={v if isinstance(v, str) else json.dumps(v)}")
+    return items
 
 
 def dump_config(cfg: Any) -> str:

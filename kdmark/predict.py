@@ -20,7 +20,7 @@ from kdmark.checkpoint import load_checkpoint
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
 
-__all__ = ["Predictor", "Face", "DetectorError", "detect_faces", "OneEuroFilter", "DLIB_HOG_TO_LANDMARK_BOX"]
+__all__ = ["Predictor", "Face", "DetectorError", "detect_faces", "OneEuroFilter", "DLIB_HOG_TO_LANDMARK_BOX", "box_iou"]
 
 # How dlib's HOG box relates to the tight 68-point landmark box kdmark crops around in training, measured on
 # 1160 real 300-W faces by scripts/calibrate_detector.py (medians): centre offset (dx, dy) in detector sides and
@@ -191,7 +191,8 @@ class OneEuroFilter:
         return self.x.copy()
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two [x0, y0, x1, y1] boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
@@ -225,8 +226,8 @@ def predict_video(predictor: Predictor, path: str | Path, redetect_every: int = 
         if index % redetect_every == 0 or not tracks:
             detected = detect_faces(frame)
             # keep a track whose box overlaps a detection; new detections start new tracks
-            kept = [(b, f) for b, f in tracks if any(_iou(b, d) > 0.3 for d in detected)]
-            fresh = [d for d in detected if not any(_iou(b, d) > 0.3 for b, _ in kept)]
+            kept = [(b, f) for b, f in tracks if any(box_iou(b, d) > 0.3 for d in detected)]
+            fresh = [d for d in detected if not any(box_iou(b, d) > 0.3 for b, _ in kept)]
             tracks = kept + [(d, OneEuroFilter(fps)) for d in fresh]
             boxes = [b for b, _ in tracks]
         faces = predictor.predict(frame, boxes) if boxes else []

@@ -15,12 +15,11 @@ from pathlib import Path
 import torch
 
 from kdmark.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
-from kdmark.config import DistillConfig, PruneConfig, load_config, to_dict
+from kdmark.config import DistillConfig, PruneConfig, flatten_overrides, load_config, to_dict
 from kdmark.data.pipeline import LandmarkDataset
 from kdmark.distill import DistillTask, PooledFeatureKD, Teacher
-from kdmark.losses import CoordLoss, HeatmapLoss
 from kdmark.prune import channel_spec, prunable_layers, prune_layer, score_layer
-from kdmark.train import build_data, fit, make_fabric, validate
+from kdmark.train import build_data, cache_faces, fit, make_fabric, supervised_losses, validate
 
 __all__ = ["prune_checkpoint", "PruneResult", "measure", "format_report"]
 
@@ -35,20 +34,10 @@ class PruneResult:
     removed: dict[str, int]
 
 
-def _flatten(d: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out += _flatten(v, f"{prefix}{k}.")
-        else:
-            out.append(f"{prefix}{k}={json.dumps(v) if not isinstance(v, str) else v}")
-    return out
-
-
 def _retrain_config(cfg: PruneConfig, saved: dict) -> DistillConfig:
     """The checkpoint's own training config, with the prune settings' overrides, as a distillation config."""
     base = {k: v for k, v in saved.items() if k in _TRAIN_KEYS and k not in ("teachers", "kd")}
-    overrides = _flatten(base) + _flatten(cfg.train)
+    overrides = flatten_overrides(base) + flatten_overrides(cfg.train)
     overrides += [f"optim.lr={cfg.lr}", "optim.warmup_epochs=0", "resume=false", "init_from=null", "ema=null",
                   f"out_dir={cfg.out_dir}", f"kd.pooled_feature={cfg.kd_weight}"]
     return load_config(DistillConfig, None, overrides)
@@ -56,20 +45,12 @@ def _retrain_config(cfg: PruneConfig, saved: dict) -> DistillConfig:
 
 def measure(model: torch.nn.Module, data, size: int, path: Path | None = None) -> dict:
     """Parameters, MACs, checkpoint size, CPU latency (batch 1; one thread and all threads) and validation NME."""
-    from kdmark.bench import count_macs, latency_ms
+    from kdmark.bench import model_cost
 
-    model = model.eval()
-    macs, params = count_macs(model, size)
-    x = torch.rand(1, 3, size, size)
-    threads = torch.get_num_threads()
-    lat = {}
-    for n in sorted({1, os.cpu_count() or 1}):
-        torch.set_num_threads(n)
-        lat[f"latency_ms_{n}t"] = latency_ms(lambda t: model.predict(t), x, runs=20)["p50"]
-    torch.set_num_threads(threads)
-    val, _, _ = validate(model, data)
-    return {"params": params, "macs": macs, "size_bytes": path.stat().st_size if path else None, **lat,
-            "val_nme": val.nme, "val_fr": val.fr, "val_auc": val.auc}
+    cost = model_cost(model, size, tuple(sorted({1, os.cpu_count() or 1})))
+    val, _, _ = validate(model.eval(), data)
+    return {**cost, "size_bytes": path.stat().st_size if path else None, "val_nme": val.nme, "val_fr": val.fr,
+            "val_auc": val.auc}
 
 
 def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
@@ -79,9 +60,7 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
     out = Path(cfg.out_dir)
     fabric = make_fabric(dcfg)
     data = build_data(dcfg, model.codec)
-    if dcfg.data.cache:
-        data.train.fill_cache()
-        data.val.fill_cache()
+    cache_faces(dcfg, data, fabric)
     size = model.card["input_size"]
     before = measure(model, data, size, Path(cfg.checkpoint))
     graph, layers = prunable_layers(model, size)
@@ -97,10 +76,7 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
             return
         t_ch = teacher.model.backbone.channels[-1]
         kd = [("pooled_feature", cfg.kd_weight, PooledFeatureKD(model.backbone.channels[-1], t_ch))]
-        loss = dcfg.loss
-        kwargs = {"w": loss.wing_w, "epsilon": loss.wing_epsilon} if loss.coords == "wing" else {}
-        task = DistillTask(model, [teacher], kd, coord_loss=CoordLoss(loss.coords, scale=size, **kwargs),
-                           heatmap_loss=HeatmapLoss(loss.heatmap), w_reg=dcfg.model.w_reg, w_hm=dcfg.model.w_hm)
+        task = DistillTask(model, [teacher], kd, **supervised_losses(dcfg))
         task.to_teachers(fabric.device)
         run_cfg = dataclasses.replace(dcfg, epochs=epochs, out_dir=str(out / folder))
         (out / folder).mkdir(parents=True, exist_ok=True)

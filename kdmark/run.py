@@ -20,7 +20,15 @@ from typing import Any, Literal
 import yaml
 
 from kdmark.checkpoint import atomic_write_bytes
-from kdmark.config import ConfigError, DistillConfig, TrainConfig, from_dict, load_config, to_dict
+from kdmark.config import (
+    ConfigError,
+    DistillConfig,
+    TrainConfig,
+    flatten_overrides,
+    from_dict,
+    load_config,
+    to_dict,
+)
 
 __all__ = ["PipelineConfig", "StageConfig", "run_pipeline", "load_pipeline"]
 
@@ -84,23 +92,12 @@ def _resolve_refs(value: Any, run_dir: Path, done: dict[str, Path]) -> Any:
     return value
 
 
-def _flatten(d: dict, prefix: str = "") -> list[str]:
-    items = []
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            items += _flatten(v, key + ".")
-        else:
-            items.append(f"{key}={json.dumps(v) if not isinstance(v, str) else v}")
-    return items
-
-
 def _stage_config(stage: StageConfig, pipeline: PipelineConfig, base: Path, stage_dir: Path,
                   done: dict[str, Path]):
     cls = DistillConfig if stage.verb == "distill" else TrainConfig
     recipe = (base / stage.recipe) if stage.recipe else None
     settings = _resolve_refs({**pipeline.set, **stage.set}, stage_dir, done)
-    overrides = _flatten(settings) + [f"out_dir={stage_dir}"]
+    overrides = flatten_overrides(settings) + [f"out_dir={stage_dir}"]
     return load_config(cls, recipe, overrides)
 
 
@@ -109,9 +106,9 @@ def _prune_config(stage: StageConfig, pipeline: PipelineConfig, stage_dir: Path,
 
     model = _resolve_refs(stage.model, stage_dir, done)
     settings = _resolve_refs(dict(stage.set), stage_dir, done)
-    train = [f"train.{item}" for item in _flatten(_resolve_refs(pipeline.set, stage_dir, done))]
-    return load_config(PruneConfig, None, [f"checkpoint={model}", f"out_dir={stage_dir}", *_flatten(settings),
-                                           *train])
+    train = flatten_overrides(_resolve_refs(pipeline.set, stage_dir, done), "train.")
+    return load_config(PruneConfig, None, [f"checkpoint={model}", f"out_dir={stage_dir}",
+                                           *flatten_overrides(settings), *train])
 
 
 def _fingerprint(obj: Any) -> str:
@@ -134,7 +131,7 @@ def _synthetic_default(overrides: list[str]) -> list[str]:
         out_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("out_dir=")), "runs/default")
         root = str(Path(out_dir) / "data")
         overrides = [*overrides, f"data.root={root}"]
-    if not (Path(root) / "attributes.json").is_file() and not Path(root).exists():
+    if not Path(root).exists():
         _log(f"generating 2000 synthetic faces into {root} (seed 0)")
         write_synthetic(root, n=2000, seed=0, progress=sys.stderr.isatty())
     return overrides
@@ -210,21 +207,11 @@ def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> d
 
 def _cost(ckpt: Path) -> dict:
     """Parameters, MACs, file size and CPU latency (batch 1, one thread, p50) of a checkpoint."""
-    import torch
-
-    from kdmark.bench import count_macs, latency_ms
+    from kdmark.bench import model_cost
     from kdmark.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(ckpt)
-    size = model.card["input_size"]
-    macs, params = count_macs(model, size)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        lat = latency_ms(lambda x: model.predict(x), torch.rand(1, 3, size, size), runs=20)["p50"]
-    finally:
-        torch.set_num_threads(threads)
-    return {"params": params, "macs": macs, "size_bytes": ckpt.stat().st_size, "latency_ms_1t": lat}
+    return {**model_cost(model, model.card["input_size"]), "size_bytes": ckpt.stat().st_size}
 
 
 def _with_resume(cfg, resuming: bool):

@@ -14,9 +14,17 @@ from kdmark.distill import (
     PooledFeatureKD,
     Teacher,
 )
-from kdmark.losses import CoordLoss, HeatmapLoss
 from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
-from kdmark.train import RunResult, TrainingError, build_data, cache_faces, fit, make_fabric, prepare_run
+from kdmark.train import (
+    RunResult,
+    TrainingError,
+    build_data,
+    cache_faces,
+    fit,
+    make_fabric,
+    prepare_run,
+    supervised_losses,
+)
 
 __all__ = ["distill", "build_kd_terms"]
 
@@ -68,7 +76,7 @@ def distill(cfg: DistillConfig) -> RunResult:
         >>> kdmark.distill(cfg).best_checkpoint
     """
     fabric = make_fabric(cfg)
-    data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size), progress=cfg.progress)
+    data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size))
     student = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
     student.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}
     heatmap_size = cfg.data.input_size // cfg.model.heatmap_stride
@@ -76,11 +84,8 @@ def distill(cfg: DistillConfig) -> RunResult:
     for path, t in zip(cfg.teachers, teachers):
         if t.model.card["num_points"] != data.scheme.num_points:
             raise TrainingError(f"{path}: a {t.model.card['scheme']} teacher cannot teach {data.scheme.name} points")
-    loss = cfg.loss
-    kwargs = {"w": loss.wing_w, "epsilon": loss.wing_epsilon} if loss.coords == "wing" else {}
     task = DistillTask(student, teachers, build_kd_terms(cfg, student, teachers), cfg.kd.w_sup, cfg.kd.warmup_epochs,
-                       coord_loss=CoordLoss(loss.coords, scale=cfg.data.input_size, **kwargs),
-                       heatmap_loss=HeatmapLoss(loss.heatmap), w_reg=cfg.model.w_reg, w_hm=cfg.model.w_hm)
+                       **supervised_losses(cfg))
     task.to_teachers(fabric.device)
     cache_faces(cfg, data, fabric)
     out = prepare_run(cfg, fabric)  # only now: a run that fails on its inputs leaves an earlier run untouched

@@ -80,7 +80,7 @@ class EpochShuffle(Sampler[int]):
 # --- building ----------------------------------------------------------------------------------------------------
 
 
-def _readable(samples: list, skip_bad: bool, progress: bool) -> tuple[list, list[str]]:
+def _readable(samples: list, skip_bad: bool) -> tuple[list, list[str]]:
     """Drop (skip_bad) or raise on faces whose image cannot be decoded, before any worker sees them."""
     from kdmark.data.images import image_size
 
@@ -96,7 +96,7 @@ def _readable(samples: list, skip_bad: bool, progress: bool) -> tuple[list, list
     return good, bad
 
 
-def build_data(cfg: TrainConfig, codec, progress: bool = False) -> Data:
+def build_data(cfg: TrainConfig, codec) -> Data:
     """Train and validation datasets from ``cfg.data`` (see ``DataConfig`` for the split rules)."""
     from kdmark.data import read_dataset
 
@@ -114,8 +114,8 @@ def build_data(cfg: TrainConfig, codec, progress: bool = False) -> Data:
         train_samples, val_samples = split_by_photo(ds, d.val_fraction)
     if d.max_samples:
         train_samples, val_samples = train_samples[: d.max_samples], val_samples[: max(1, d.max_samples // 4)]
-    train_samples, skipped = _readable(train_samples, d.skip_bad, progress)
-    val_samples, skipped_val = _readable(val_samples, d.skip_bad, progress)
+    train_samples, skipped = _readable(train_samples, d.skip_bad)
+    val_samples, skipped_val = _readable(val_samples, d.skip_bad)
     for line in skipped + skipped_val:
         print(f"kdmark: skipped {line}")
     if cfg.asm_variance:
@@ -143,11 +143,16 @@ def soften_with_asm(samples: list, variance: float) -> list:
     return [dataclasses.replace(s, points=p) for s, p in zip(samples, soft)]
 
 
-def build_task(cfg: TrainConfig, model: LandmarkNet) -> SupervisedTask:
+def supervised_losses(cfg: TrainConfig) -> dict:
+    """The supervised terms of a config, as keyword arguments of SupervisedTask (and so of DistillTask)."""
     loss = cfg.loss
     kwargs = {"w": loss.wing_w, "epsilon": loss.wing_epsilon} if loss.coords == "wing" else {}
-    return SupervisedTask(model, CoordLoss(loss.coords, scale=cfg.data.input_size, **kwargs),
-                          HeatmapLoss(loss.heatmap), cfg.model.w_reg, cfg.model.w_hm)
+    return {"coord_loss": CoordLoss(loss.coords, scale=cfg.data.input_size, **kwargs),
+            "heatmap_loss": HeatmapLoss(loss.heatmap), "w_reg": cfg.model.w_reg, "w_hm": cfg.model.w_hm}
+
+
+def build_task(cfg: TrainConfig, model: LandmarkNet) -> SupervisedTask:
+    return SupervisedTask(model, **supervised_losses(cfg))
 
 
 def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
@@ -251,6 +256,7 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
     loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)  # EpochShuffle shards by itself
     metrics: dict = {}
     show = cfg.progress and fabric.is_global_zero
+    set_task_epoch = getattr(_unwrap(task), "set_epoch", None)  # e.g. a distillation weight ramp
 
     for epoch in range(state["epoch"], cfg.epochs):
         sampler.use_epoch(epoch)
@@ -261,8 +267,8 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=None if show else True,
                    leave=False)
         for i, batch in enumerate(bar):
-            if hasattr(_unwrap(task), "set_epoch"):  # e.g. a distillation weight ramp
-                _unwrap(task).set_epoch(epoch + i / max(len(loader), 1))
+            if set_task_epoch is not None:
+                set_task_epoch(epoch + i / max(len(loader), 1))
             out_step = task(batch)  # forward: the task returns {"loss": ..., "loss_<part>": ...}
             loss = out_step["loss"]
             if not torch.isfinite(loss):
@@ -390,7 +396,7 @@ def train(cfg: TrainConfig) -> RunResult:
         >>> result.best_checkpoint
     """
     fabric = make_fabric(cfg)
-    data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size), progress=cfg.progress)
+    data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size))
     model = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
     model.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}  # how to crop at inference
     if cfg.init_from:

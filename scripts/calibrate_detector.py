@@ -15,6 +15,7 @@ import numpy as np
 
 from kdmark.data import read_dataset
 from kdmark.data.images import load_image
+from kdmark.predict import box_iou
 
 
 def main(root: str) -> None:
@@ -25,14 +26,12 @@ def main(root: str) -> None:
     rows = []
     for s in ds:
         img = load_image(s.image)
-        lx0, ly0, lx1, ly1 = s.landmark_box()
+        landmarks = s.landmark_box()
+        lx0, ly0, lx1, ly1 = landmarks
         best, best_iou = None, 0.3
         for d in detector(img, 0):
             box = np.array([d.left(), d.top(), d.right() + 1, d.bottom() + 1], float)
-            ix = max(0, min(box[2], lx1) - max(box[0], lx0))
-            iy = max(0, min(box[3], ly1) - max(box[1], ly0))
-            inter = ix * iy
-            iou = inter / ((box[2] - box[0]) * (box[3] - box[1]) + (lx1 - lx0) * (ly1 - ly0) - inter)
+            iou = box_iou(box, landmarks)
             if iou > best_iou:
                 best, best_iou = box, iou
         if best is None:
