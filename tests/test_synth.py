@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kdmark.data import read_dataset
-from kdmark.data.synth import render_face, template_68, write_synthetic
+from kdmark.data.synth import annotate, render_face, template_68, write_synthetic
 from kdmark.schemes import IBUG_68
 
 
@@ -38,6 +38,35 @@ def test_deterministic_and_read_back_exactly(tmp_path):
     assert set(next(iter(attrs.values()))) == {"largepose", "expression", "illumination", "makeup", "occlusion",
                                                "blur"}
     assert len(read_dataset(tmp_path / "a", split="test")) == 2
+
+
+def test_label_noise_touches_training_labels_only(tmp_path):
+    write_synthetic(tmp_path / "exact", n=10, seed=3)
+    write_synthetic(tmp_path / "noisy", n=10, seed=3, label_noise=0.02)
+    write_synthetic(tmp_path / "again", n=10, seed=3, label_noise=0.02)
+    exact, noisy = read_dataset(tmp_path / "exact"), read_dataset(tmp_path / "noisy")
+    by_key = {s.key: s for s in exact}
+    for s in noisy:
+        err = np.linalg.norm(s.points - by_key[s.key].points, axis=1)
+        if s.key.startswith("test/"):
+            np.testing.assert_array_equal(s.points, by_key[s.key].points)  # the test split scores the truth
+        else:
+            assert err.mean() > 0.5  # pixels, at 256 px faces
+    for f in (tmp_path / "noisy").rglob("*.pts"):  # the noise is seeded too
+        assert f.read_bytes() == (tmp_path / "again" / f.relative_to(tmp_path / "noisy")).read_bytes()
+    assert json.loads((tmp_path / "noisy" / "synth.json").read_text())["label_noise"] == 0.02
+
+
+def test_annotation_noise_model():
+    points = render_face(np.random.default_rng([0, 5]), 256).points
+    np.testing.assert_array_equal(annotate(points, 0.0, np.random.default_rng(0)), points)
+    iod = np.linalg.norm(points[45] - points[36])
+    draws = np.stack([annotate(points, 0.02, np.random.default_rng(i)) for i in range(400)]) - points
+    inner = draws[:, 27:].reshape(-1, 2)  # nose, eyes, mouth: isotropic, 0.02 IOD per axis, unbiased
+    np.testing.assert_allclose(inner.std(0), 0.02 * iod, rtol=0.1)
+    assert np.abs(inner.mean(0)).max() < 0.005 * iod
+    jaw = draws[:, 8]  # the chin slides along the jaw (horizontally there) three times as far as it moves across
+    assert jaw[:, 0].std() > 2.5 * jaw[:, 1].std()
 
 
 def test_variety_and_speed(tmp_path):

@@ -19,7 +19,7 @@ import numpy as np
 
 from kdmark.data.pts import write_pts
 
-__all__ = ["template_68", "SynthFace", "render_face", "write_synthetic"]
+__all__ = ["template_68", "SynthFace", "render_face", "annotate", "write_synthetic"]
 
 
 def _arc(p0, p1, n, bulge):
@@ -190,10 +190,34 @@ def render_face(rng: np.random.Generator, size: int = 256, clean: bool = False) 
     return SynthFace(img, proj, attributes)
 
 
+# points that lie on a contour without a landmark of their own: annotators place them anywhere along it
+_CONTOURS = (range(0, 17), range(17, 22), range(22, 27))
+
+
+def annotate(points: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """What a human annotator would click for exact ``points`` (68, 2): every point off by an isotropic Gaussian of
+    ``noise`` inter-ocular distances, and the jaw and brow points, which have no local feature to fix them, also
+    slid along their contour by three times that. ``noise=0`` returns the exact points."""
+    if noise <= 0:
+        return points.copy()
+    iod = np.linalg.norm(points[45] - points[36])
+    out = points + rng.normal(0, noise * iod, points.shape)
+    for contour in _CONTOURS:
+        idx = np.array(contour)
+        tangent = np.gradient(points[idx], axis=0)
+        tangent /= np.linalg.norm(tangent, axis=1, keepdims=True) + 1e-9
+        out[idx] += tangent * rng.normal(0, 3 * noise * iod, (len(idx), 1))
+    return out
+
+
 def write_synthetic(out: str | Path, n: int = 2000, seed: int = 0, size: int = 256,
-                    test_fraction: float = 0.2, progress: bool = False) -> Path:
-    """Write ``n`` faces as ``out/{train,test}/synth_NNNNN.png`` + ``.pts`` (300-W grammar, 1-based) and
-    ``out/attributes.json``. The same (n, seed, size) always gives the same files."""
+                    test_fraction: float = 0.2, label_noise: float = 0.0, progress: bool = False) -> Path:
+    """Write ``n`` faces as ``out/{train,test}/synth_NNNNN.png`` + ``.pts`` (300-W grammar, 1-based),
+    ``out/attributes.json`` and ``out/synth.json`` (the settings). The same settings always give the same files.
+
+    ``label_noise`` > 0 makes the *training* labels human-like (see :func:`annotate`: real annotations are noisy,
+    and that noise is what a teacher's smoothed targets help a student with); test labels always stay exact, so
+    the test split measures the truth."""
     from tqdm.auto import tqdm
 
     out = Path(out)
@@ -202,10 +226,14 @@ def write_synthetic(out: str | Path, n: int = 2000, seed: int = 0, size: int = 2
     for i in tqdm(range(n), desc="synthesising", unit="face", disable=not progress, leave=False):
         face = render_face(np.random.default_rng([seed, i]), size)
         split = "test" if i >= n - n_test else "train"
+        points = face.points if split == "test" else annotate(face.points, label_noise,
+                                                              np.random.default_rng([seed, i, 1]))
         stem = out / split / f"synth_{i:05d}"
         stem.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(stem.with_suffix(".png")), cv2.cvtColor(face.image, cv2.COLOR_RGB2BGR))
-        write_pts(stem.with_suffix(".pts"), face.points)
+        write_pts(stem.with_suffix(".pts"), points)
         attrs[f"{split}/{stem.name}.pts"] = face.attributes
     (out / "attributes.json").write_text(json.dumps(attrs, indent=0))
+    settings = {"n": n, "seed": seed, "size": size, "test_fraction": test_fraction, "label_noise": label_noise}
+    (out / "synth.json").write_text(json.dumps(settings))
     return out
