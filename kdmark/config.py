@@ -166,7 +166,7 @@ class KDConfig:
     feature_aligned: float = 0.0  # MobileFAN L_FA
     feature_similarity: float = 0.0  # MobileFAN L_FS
     heatmap: float = 0.0  # Hong & Lin (100 in their code)
-    heatmap_kind: Literal["mse", "l2sum"] = "mse"
+    heatmap_kind: Literal["mse", "l2sum", "awing"] = "mse"  # awing: the supervised heatmap loss, weight ~1
     teacher: int = 0  # the teacher for the feature and heatmap terms
     warmup_epochs: float = 0.0  # ramp every distillation weight linearly from 0 over these epochs
 

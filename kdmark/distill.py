@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdmark.checkpoint import load_checkpoint
+from kdmark.losses import adaptive_wing_loss
 from kdmark.models.landmark_net import LandmarkNet
 from kdmark.tasks import SupervisedTask
 
@@ -208,7 +209,10 @@ class FeatureSimilarityKD(nn.Module):
 
 class HeatmapKD(nn.Module):
     """Hong & Lin: the teacher's heatmaps supervise the student's. ``kind="mse"`` is their code (mean squared
-    error, weighted 100 there); ``kind="l2sum"`` the paper's sum over images and landmarks of L2 distances."""
+    error, weighted 100 there); ``kind="l2sum"`` the paper's sum over images and landmarks of L2 distances;
+    ``kind="awing"`` (kdmark's) the Adaptive Wing loss with the teacher's maps as the target, i.e. the loss the
+    heatmaps are supervised with (weight ~1): MSE spreads its pull over the background and barely shapes the
+    peaks, so a student taught by MSE alone stays far behind its teacher (see BENCHMARKS.md)."""
 
     def __init__(self, kind: str = "mse", teacher: int = 0):
         super().__init__()
@@ -219,6 +223,8 @@ class HeatmapKD(nn.Module):
         t = _resize_like(teachers[self.teacher]["heatmaps"], s)
         if self.kind == "mse":
             return F.mse_loss(s, t)
+        if self.kind == "awing":
+            return adaptive_wing_loss(s, t)
         return (s - t).flatten(2).norm(dim=-1).sum() / s.shape[0]
 
 

@@ -112,6 +112,18 @@ def test_heatmap_kd_by_hand():
     assert HeatmapKD("l2sum")({"heatmaps": s}, [{"heatmaps": t}], {}).item() == pytest.approx((3 + 4) / 2)
 
 
+def test_heatmap_kd_awing_uses_the_teachers_maps_as_the_awing_target():
+    # the hand-worked map of test_losses.test_adaptive_wing_by_hand, with the teacher's map as the target
+    teacher = torch.zeros(1, 1, 3, 3)
+    teacher[0, 0, 1, 1] = 1.0
+    student = torch.full((1, 1, 3, 3), 0.2)
+    student[0, 0, 1, 1] = 0.3
+    expected = 11 * (7.320027929831665 + 8 * 0.4688125297770733) / 9
+    kd = HeatmapKD("awing")
+    assert kd({"heatmaps": student}, [{"heatmaps": teacher}], {}).item() == pytest.approx(expected, rel=1e-6)
+    assert kd({"heatmaps": teacher}, [{"heatmaps": teacher}], {}).item() == pytest.approx(0.0, abs=1e-7)
+
+
 def _net(head="heatmap", seed=0):
     torch.manual_seed(seed)
     return build_model(to_dict(ModelConfig(backbone="mobilenetv2_050", head=head, head_channels=16, hidden=(16,))),
