@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -120,6 +121,8 @@ def _log(msg: str) -> None:
 
 
 DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "default.yaml"
+# the faces `kdmark run` generates (exact labels; `kdmark data synth --label-noise` makes human-like training labels)
+SYNTHETIC_DEFAULT = {"n": 2000, "seed": 0, "size": 256, "test_fraction": 0.2, "label_noise": 0.0}
 
 
 def _synthetic_default(overrides: list[str]) -> list[str]:
@@ -131,9 +134,11 @@ def _synthetic_default(overrides: list[str]) -> list[str]:
         out_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("out_dir=")), "runs/default")
         root = str(Path(out_dir) / "data")
         overrides = [*overrides, f"data.root={root}"]
-    if not Path(root).exists():
-        _log(f"generating 2000 synthetic faces into {root} (seed 0)")
-        write_synthetic(root, n=2000, seed=0, progress=sys.stderr.isatty())
+    marker = Path(root) / "synth.json"
+    if not Path(root).exists() or (marker.exists() and json.loads(marker.read_text()) != SYNTHETIC_DEFAULT):
+        _log(f"generating {SYNTHETIC_DEFAULT['n']} synthetic faces into {root} (seed {SYNTHETIC_DEFAULT['seed']})")
+        shutil.rmtree(root, ignore_errors=True)
+        write_synthetic(root, **SYNTHETIC_DEFAULT, progress=sys.stderr.isatty())
     return overrides
 
 
