@@ -135,3 +135,20 @@ def test_run_pipeline_with_a_prune_stage(w300_root, tmp_path):
     assert outputs["pruned"].name == "pruned.ckpt"
     summary = json.loads((tmp_path / "run" / "eval" / "summary.json").read_text())
     assert [r["model"] for r in summary] == ["teacher", "student_kd", "pruned"]
+
+
+def test_default_faces_are_generated_once_and_again_when_the_settings_change(tmp_path, monkeypatch):
+    import json
+
+    import kdmark.run as run
+
+    monkeypatch.setattr(run, "SYNTHETIC_DEFAULT", {**run.SYNTHETIC_DEFAULT, "n": 5})
+    overrides = run._synthetic_default([f"out_dir={tmp_path}"])
+    root = tmp_path / "data"
+    assert f"data.root={root}" in overrides and len(list(root.rglob("*.pts"))) == 5
+    stamp = (root / "train" / "synth_00000.pts").stat().st_mtime_ns
+    run._synthetic_default([f"out_dir={tmp_path}"])  # same settings: left alone
+    assert (root / "train" / "synth_00000.pts").stat().st_mtime_ns == stamp
+    monkeypatch.setattr(run, "SYNTHETIC_DEFAULT", {**run.SYNTHETIC_DEFAULT, "n": 6})
+    run._synthetic_default([f"out_dir={tmp_path}"])  # other settings: made again
+    assert len(list(root.rglob("*.pts"))) == 6 and json.loads((root / "synth.json").read_text())["n"] == 6
