@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 for run in "$@"; do
   run=${run%/}
   [[ -f "$run/best.ckpt" ]] || continue
-  kdmark eval "$run/best.ckpt" --data "${DATA:-../shared/data/300w}" --split train --heldout 0.1 --threshold 0.1 \
+  kdmark eval "$run/best.ckpt" --data "${DATA:-../shared/data/300w}" --split train --heldout 0.1 --threshold 0.1 --out "$run/eval-heldout" \
     > /dev/null
 done
 python scripts/summarise_runs.py "$@"
