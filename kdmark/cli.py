@@ -309,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--seed", type=int, default=0)
     sy.add_argument("--size", type=int, default=256)
     sy.add_argument("--label-noise", type=float, default=0.0, metavar="IOD",
-                    help="human-like noise on the training labels, in inter-ocular distances (test labels stay "
-                         "exact); `kdmark run` uses 0.02")
+                    help="human-like noise on the training labels, in inter-ocular distances, e.g. 0.02 (test "
+                         "labels stay exact)")
     sy.set_defaults(func=_data_synth)
 
     tr = verbs.add_parser("train", help="train a landmark detector from a recipe")

@@ -126,16 +126,22 @@ SYNTHETIC_DEFAULT = {"n": 2000, "seed": 0, "size": 256, "test_fraction": 0.2, "l
 
 
 def _synthetic_default(overrides: list[str]) -> list[str]:
-    """The default pipeline trains on built-in synthetic faces: generate them on first use."""
+    """The default pipeline trains on built-in synthetic faces: generate them on first use.
+
+    A ``data.root`` the user names is only ever created, never replaced. kdmark's own folder (``OUT_DIR/data``) is
+    made again when its ``synth.json`` is missing (an interrupted generation: it is written last) or records other
+    generator settings."""
     from kdmark.data.synth import write_synthetic
 
     root = next((o.split("=", 1)[1] for o in overrides if o.startswith("data.root=")), None)
-    if root is None:
+    own = root is None
+    if own:
         out_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("out_dir=")), "runs/default")
         root = str(Path(out_dir) / "data")
         overrides = [*overrides, f"data.root={root}"]
     marker = Path(root) / "synth.json"
-    if not Path(root).exists() or (marker.exists() and json.loads(marker.read_text()) != SYNTHETIC_DEFAULT):
+    stale = own and (not marker.is_file() or json.loads(marker.read_text()) != SYNTHETIC_DEFAULT)
+    if not Path(root).exists() or stale:
         _log(f"generating {SYNTHETIC_DEFAULT['n']} synthetic faces into {root} (seed {SYNTHETIC_DEFAULT['seed']})")
         shutil.rmtree(root, ignore_errors=True)
         write_synthetic(root, **SYNTHETIC_DEFAULT, progress=sys.stderr.isatty())

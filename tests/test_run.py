@@ -141,6 +141,7 @@ def test_default_faces_are_generated_once_and_again_when_the_settings_change(tmp
     import json
 
     import kdmark.run as run
+    from kdmark.data.synth import write_synthetic
 
     monkeypatch.setattr(run, "SYNTHETIC_DEFAULT", {**run.SYNTHETIC_DEFAULT, "n": 5})
     overrides = run._synthetic_default([f"out_dir={tmp_path}"])
@@ -152,3 +153,12 @@ def test_default_faces_are_generated_once_and_again_when_the_settings_change(tmp
     monkeypatch.setattr(run, "SYNTHETIC_DEFAULT", {**run.SYNTHETIC_DEFAULT, "n": 6})
     run._synthetic_default([f"out_dir={tmp_path}"])  # other settings: made again
     assert len(list(root.rglob("*.pts"))) == 6 and json.loads((root / "synth.json").read_text())["n"] == 6
+    (root / "synth.json").unlink()  # an interrupted generation (synth.json is written last): made again
+    run._synthetic_default([f"out_dir={tmp_path}"])
+    assert (root / "synth.json").is_file()
+    # a folder the user names is theirs: used as it is, even when made with other settings
+    theirs = tmp_path / "theirs"
+    write_synthetic(theirs, n=3, seed=1, label_noise=0.02)
+    before = {p: p.read_bytes() for p in theirs.rglob("*") if p.is_file()}
+    assert f"data.root={theirs}" in run._synthetic_default([f"data.root={theirs}"])
+    assert {p: p.read_bytes() for p in theirs.rglob("*") if p.is_file()} == before
