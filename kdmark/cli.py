@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 from pathlib import Path
@@ -248,6 +249,13 @@ def _data_asm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label_noise(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text}")
+    return value
+
+
 def _data_synth(args: argparse.Namespace) -> int:
     from kdmark.data.synth import write_synthetic
 
@@ -308,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--n", type=int, default=2000)
     sy.add_argument("--seed", type=int, default=0)
     sy.add_argument("--size", type=int, default=256)
-    sy.add_argument("--label-noise", type=float, default=0.0, metavar="IOD",
+    sy.add_argument("--label-noise", type=_label_noise, default=0.0, metavar="IOD",
                     help="human-like noise on the training labels, in inter-ocular distances, e.g. 0.02 (test "
                          "labels stay exact)")
     sy.set_defaults(func=_data_synth)

@@ -57,6 +57,20 @@ def test_label_noise_touches_training_labels_only(tmp_path):
     assert json.loads((tmp_path / "noisy" / "synth.json").read_text())["label_noise"] == 0.02
 
 
+@pytest.mark.parametrize("noise", ["nan", "-0.01", "inf"])
+def test_bad_label_noise_is_one_clear_error_and_writes_nothing(tmp_path, noise, capsys):
+    from kdmark.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "synth", str(tmp_path / "out"), "--n", "2", "--label-noise", noise])
+    assert exit_info.value.code == 2
+    assert f"argument --label-noise: must be a finite number >= 0, not {noise}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="label_noise"):
+        write_synthetic(tmp_path / "api", n=2, label_noise=float(noise))
+    assert not (tmp_path / "api").exists()
+
+
 def test_annotation_noise_model():
     points = render_face(np.random.default_rng([0, 5]), 256).points
     np.testing.assert_array_equal(annotate(points, 0.0, np.random.default_rng(0)), points)

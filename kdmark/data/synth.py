@@ -220,6 +220,8 @@ def write_synthetic(out: str | Path, n: int = 2000, seed: int = 0, size: int = 2
     the test split measures the truth."""
     from tqdm.auto import tqdm
 
+    if not (np.isfinite(label_noise) and label_noise >= 0):
+        raise ValueError(f"label_noise must be a finite number >= 0, not {label_noise}")
     out = Path(out)
     attrs = {}
     n_test = int(round(n * test_fraction))
