@@ -169,6 +169,7 @@ class KDConfig:
     heatmap_kind: Literal["mse", "l2sum", "awing"] = "mse"  # awing: the supervised heatmap loss, weight ~1
     teacher: int = 0  # the teacher for the feature and heatmap terms
     warmup_epochs: float = 0.0  # ramp every distillation weight linearly from 0 over these epochs
+    decay: Literal["none", "linear", "cosine"] = "none"  # then fade every distillation weight to 0 by the last epoch
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,10 @@ class DistillConfig(TrainConfig):
 
     teachers: tuple[str, ...] = ()  # teacher checkpoints
     kd: KDConfig = field(default_factory=KDConfig)
+    # faces the student learns from the teachers alone: a dataset (any format kdmark reads) whose landmarks are never
+    # in a loss (with data.use_box=false they only place the crop); its faces join every epoch of training
+    unlabelled: str | None = None
+    unlabelled_split: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Fabric/DDP never wraps them, and they stay in eval mode without gradients.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -236,9 +237,14 @@ class DistillTask(SupervisedTask):
     """
 
     def __init__(self, model: LandmarkNet, teachers: list[Teacher], kd: list[tuple[str, float, nn.Module]],
-                 w_sup: float = 1.0, warmup_epochs: float = 0.0, **supervised):
+                 w_sup: float = 1.0, warmup_epochs: float = 0.0, decay: str = "none", epochs: float = 0.0,
+                 **supervised):
         super().__init__(model, **supervised)
-        self.warmup_epochs, self.kd_scale = warmup_epochs, 1.0 if warmup_epochs <= 0 else 0.0
+        if decay not in ("none", "linear", "cosine") or (decay != "none" and epochs <= 0):
+            raise ValueError(f"distillation decay {decay!r} needs one of none/linear/cosine and epochs > 0")
+        self.warmup_epochs, self.decay, self.epochs = warmup_epochs, decay, epochs
+        self.kd_scale = 1.0
+        self.set_epoch(0.0)
         self.teachers = list(teachers)
         self.kd_names = [name for name, _, _ in kd]
         self.kd_weights = [float(w) for _, w, _ in kd]
@@ -247,8 +253,13 @@ class DistillTask(SupervisedTask):
 
     def set_epoch(self, epoch: float) -> None:
         """Called by the training loop: distillation weights ramp from 0 to full over ``warmup_epochs``, so the
-        teacher's term does not swamp the supervised loss while the student's outputs are still random."""
-        self.kd_scale = 1.0 if self.warmup_epochs <= 0 else min(1.0, epoch / self.warmup_epochs)
+        teacher's term does not swamp the supervised loss while the student's outputs are still random; with
+        ``decay`` they then fade to 0 at the last epoch (linear or half-cosine in ``epoch / epochs``), so a teacher
+        that speeds up the first epochs does not hold the student to its own errors at the end."""
+        ramp = 1.0 if self.warmup_epochs <= 0 else min(1.0, epoch / self.warmup_epochs)
+        t = min(max(epoch / self.epochs, 0.0), 1.0) if self.epochs > 0 else 0.0
+        fade = {"none": 1.0, "linear": 1.0 - t, "cosine": 0.5 * (1.0 + math.cos(math.pi * t))}[self.decay]
+        self.kd_scale = ramp * fade
 
     def to_teachers(self, device: torch.device) -> None:
         for t in self.teachers:

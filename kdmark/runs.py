@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import torch
 
 from kdmark.config import DistillConfig, to_dict
@@ -16,8 +19,10 @@ from kdmark.distill import (
 )
 from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
 from kdmark.train import (
+    Data,
     RunResult,
     TrainingError,
+    _readable,
     build_data,
     cache_faces,
     fit,
@@ -26,7 +31,31 @@ from kdmark.train import (
     supervised_losses,
 )
 
-__all__ = ["distill", "build_kd_terms"]
+__all__ = ["distill", "build_kd_terms", "add_unlabelled"]
+
+
+def add_unlabelled(cfg: DistillConfig, data: Data) -> Data:
+    """``data`` with ``cfg.unlabelled``'s faces added to the training set, every point marked missing: the supervised
+    losses give them weight 0 (they average over the labelled faces only) and the distillation terms, which compare
+    the student with its teachers, see every face. Refused for KD-Loss, whose regions are drawn around the truth."""
+    from kdmark.data import read_dataset
+    from kdmark.data.records import DatasetError
+
+    if not cfg.unlabelled:
+        return data
+    if cfg.kd.kd_loss:
+        raise TrainingError("unlabelled faces cannot be distilled with KD-Loss (kd.kd_loss): it needs the ground "
+                            "truth of every face")
+    ds = read_dataset(cfg.unlabelled, split=cfg.unlabelled_split, scheme=data.scheme, skip_bad=cfg.data.skip_bad)
+    samples, skipped = _readable(ds.samples, cfg.data.skip_bad)
+    for line in skipped:
+        print(f"kdmark: skipped {line}")
+    if not samples:
+        raise DatasetError(cfg.unlabelled, "no unlabelled faces to distil on")
+    blind = [dataclasses.replace(s, visible=np.zeros_like(s.visible)) for s in samples]
+    t = data.train
+    train = type(t)(t.samples + blind, t.scheme, t.codec, t.size, t.augment, t.margin, t.use_box, t.cache, t.seed)
+    return dataclasses.replace(data, train=train)
 
 
 def _channels(model: LandmarkNet, which: str, size: int) -> list[int]:
@@ -76,7 +105,7 @@ def distill(cfg: DistillConfig) -> RunResult:
         >>> kdmark.distill(cfg).best_checkpoint
     """
     fabric = make_fabric(cfg)
-    data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size))
+    data = add_unlabelled(cfg, build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size)))
     student = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
     student.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}
     heatmap_size = cfg.data.input_size // cfg.model.heatmap_stride
@@ -85,7 +114,7 @@ def distill(cfg: DistillConfig) -> RunResult:
         if t.model.card["num_points"] != data.scheme.num_points:
             raise TrainingError(f"{path}: a {t.model.card['scheme']} teacher cannot teach {data.scheme.name} points")
     task = DistillTask(student, teachers, build_kd_terms(cfg, student, teachers), cfg.kd.w_sup, cfg.kd.warmup_epochs,
-                       **supervised_losses(cfg))
+                       cfg.kd.decay, cfg.epochs, **supervised_losses(cfg))
     task.to_teachers(fabric.device)
     cache_faces(cfg, data, fabric)
     out = prepare_run(cfg, fabric)  # only now: a run that fails on its inputs leaves an earlier run untouched

@@ -3,6 +3,8 @@ supervised training."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -234,3 +236,25 @@ def test_distillation_weight_warmup_ramps_linearly():
     assert torch.allclose(out["loss"], expected)
     task.set_epoch(5.0)
     assert task.kd_scale == 1.0
+
+
+def test_distillation_weight_decay_fades_to_zero_at_the_last_epoch():
+    student = _net()
+    teacher = Teacher(_net(seed=1), 64, 16)
+    batch = _batch(student)
+    linear = DistillTask(student, [teacher], [("heatmap", 100.0, HeatmapKD())], decay="linear", epochs=10)
+    cosine = DistillTask(student, [teacher], [("heatmap", 100.0, HeatmapKD())], decay="cosine", epochs=10,
+                         warmup_epochs=2.0)
+    for epoch, lin, cos in [(0.0, 1.0, 0.0), (1.0, 0.9, 0.5 * 0.5 * (1 + math.cos(math.pi * 0.1))),
+                            (5.0, 0.5, 0.5), (7.5, 0.25, 0.5 * (1 + math.cos(math.pi * 0.75))), (10.0, 0.0, 0.0)]:
+        linear.set_epoch(epoch)
+        cosine.set_epoch(epoch)
+        assert linear.kd_scale == pytest.approx(lin) and cosine.kd_scale == pytest.approx(cos)
+    linear.set_epoch(2.5)
+    out = linear(batch)
+    assert torch.allclose(out["loss"], out["loss_supervised"] + 0.75 * 100.0 * out["loss_kd_heatmap"])
+    linear.set_epoch(10.0)
+    out = linear(batch)  # faded out: the teacher is not even run
+    assert "loss_kd_heatmap" not in out and torch.equal(out["loss"], out["loss_supervised"])
+    with pytest.raises(ValueError, match="decay"):
+        DistillTask(student, [teacher], [("heatmap", 1.0, HeatmapKD())], decay="linear")

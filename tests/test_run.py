@@ -75,6 +75,76 @@ def test_distill_refuses_a_heatmap_student_for_kd_loss(w300_root, tiny_checkpoin
     assert "regression or joint head" in capsys.readouterr().err
 
 
+def _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path, extra=()):
+    from kdmark.config import DistillConfig, load_config
+    from kdmark.data.synth import write_synthetic
+
+    faces = write_synthetic(tmp_path / "faces", n=6, test_fraction=0.0)
+    cfg = load_config(DistillConfig, str(ROOT / "recipes/300w_mbv2_heatmap.yaml"), [
+        f"data.root={w300_root}", f"teachers=[{tiny_checkpoint}]", "kd.heatmap=1", "kd.heatmap_kind=awing",
+        f"unlabelled={faces}", "unlabelled_split=train", "augment.enabled=false", *TINY, *extra])
+    return cfg, faces
+
+
+def test_unlabelled_faces_join_training_and_only_the_distillation_terms_see_them(w300_root, tiny_checkpoint,
+                                                                                 tmp_path):
+    import torch
+    from torch.utils.data import default_collate
+
+    from kdmark.checkpoint import load_checkpoint
+    from kdmark.config import to_dict
+    from kdmark.distill import DistillTask, HeatmapKD, Teacher
+    from kdmark.models.landmark_net import codec_for
+    from kdmark.runs import add_unlabelled
+    from kdmark.train import build_data, supervised_losses
+
+    cfg, _ = _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path)
+    data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size))
+    merged = add_unlabelled(cfg, data)
+    n = len(data.train)
+    assert len(merged.train) == n + 6 and len(merged.val) == len(data.val)
+    labelled, blind = merged.train[0], merged.train[n]
+    assert torch.equal(labelled["heatmaps"], data.train[0]["heatmaps"]) and labelled["weights"].sum() == 68
+    assert blind["weights"].sum() == 0 and blind["heatmaps"].abs().sum() == 0  # no label reaches a loss
+    assert blind["image"].std() > 0.05  # but the face itself is there, cropped
+
+    student = load_checkpoint(tiny_checkpoint)[0]
+    task = DistillTask(student, [Teacher(str(tiny_checkpoint), 64, 16)], [("heatmap", 1.0, HeatmapKD("awing"))],
+                       **supervised_losses(cfg))
+    with torch.no_grad():
+        both = task(default_collate([merged.train[i] for i in (0, 1, n, n + 1)]))
+        only = task(default_collate([merged.train[i] for i in (0, 1)]))
+        faces = task(default_collate([merged.train[i] for i in (n, n + 1)]))
+    # the supervised loss averages over the labelled faces only; a batch of unlabelled faces has none
+    assert torch.allclose(both["loss_supervised"], only["loss_supervised"]) and faces["loss_supervised"] == 0
+    # the distillation term averages over all four
+    expected = (only["loss_kd_heatmap"] + faces["loss_kd_heatmap"]) / 2
+    assert torch.allclose(both["loss_kd_heatmap"], expected, rtol=1e-4)
+
+
+def test_distill_on_unlabelled_faces_end_to_end_and_its_refusals(w300_root, tiny_checkpoint, tmp_path, capsys):
+    from kdmark.data.records import DatasetError
+    from kdmark.runs import add_unlabelled
+    from kdmark.train import TrainingError, build_data
+
+    cfg, faces = _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path)
+    out = tmp_path / "kd"
+    assert main(["distill", str(ROOT / "recipes/300w_mbv2_heatmap.yaml"), f"data.root={w300_root}",
+                 f"out_dir={out}", f"teachers=[{tiny_checkpoint}]", "kd.heatmap=1", "kd.heatmap_kind=awing",
+                 f"unlabelled={faces}", "unlabelled_split=train", *TINY]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["unlabelled"] == str(faces) and saved["unlabelled_split"] == "train"
+    data = build_data(cfg, None)
+    kd_loss, _ = _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path / "b", ["kd.kd_loss=1"])
+    with pytest.raises(TrainingError, match="KD-Loss"):
+        add_unlabelled(kd_loss, data)
+    (tmp_path / "empty").mkdir()
+    empty, _ = _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path / "c", [f"unlabelled={tmp_path / 'empty'}",
+                                                                             "unlabelled_split=null"])
+    with pytest.raises(DatasetError, match="empty"):
+        add_unlabelled(empty, data)
+
+
 def _tiny_pipeline(tmp_path: Path, w300_root: Path) -> Path:
     spec = {
         "name": "tiny", "out_dir": str(tmp_path / "run"),
