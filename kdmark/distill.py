@@ -243,8 +243,7 @@ class DistillTask(SupervisedTask):
         if decay not in ("none", "linear", "cosine") or (decay != "none" and epochs <= 0):
             raise ValueError(f"distillation decay {decay!r} needs one of none/linear/cosine and epochs > 0")
         self.warmup_epochs, self.decay, self.epochs = warmup_epochs, decay, epochs
-        self.kd_scale = 1.0
-        self.set_epoch(0.0)
+        self.set_epoch(0.0)  # sets kd_scale
         self.teachers = list(teachers)
         self.kd_names = [name for name, _, _ in kd]
         self.kd_weights = [float(w) for _, w, _ in kd]

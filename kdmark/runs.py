@@ -35,9 +35,10 @@ __all__ = ["distill", "build_kd_terms", "add_unlabelled"]
 
 
 def add_unlabelled(cfg: DistillConfig, data: Data) -> Data:
-    """``data`` with ``cfg.unlabelled``'s faces added to the training set, every point marked missing: the supervised
-    losses give them weight 0 (they average over the labelled faces only) and the distillation terms, which compare
-    the student with its teachers, see every face. Refused for KD-Loss, whose regions are drawn around the truth."""
+    """Append ``cfg.unlabelled``'s faces to ``data``'s training set (in place; returns ``data``) with every point
+    marked missing: the supervised losses give them weight 0 (they average over the labelled faces only) and the
+    distillation terms, which compare the student with its teachers, see every face. Refused for KD-Loss, whose
+    regions are drawn around the truth."""
     from kdmark.data import read_dataset
     from kdmark.data.records import DatasetError
 
@@ -52,10 +53,9 @@ def add_unlabelled(cfg: DistillConfig, data: Data) -> Data:
         print(f"kdmark: skipped {line}")
     if not samples:
         raise DatasetError(cfg.unlabelled, "no unlabelled faces to distil on")
-    blind = [dataclasses.replace(s, visible=np.zeros_like(s.visible)) for s in samples]
-    t = data.train
-    train = type(t)(t.samples + blind, t.scheme, t.codec, t.size, t.augment, t.margin, t.use_box, t.cache, t.seed)
-    return dataclasses.replace(data, train=train)
+    data.train.samples = data.train.samples + [dataclasses.replace(s, visible=np.zeros_like(s.visible))
+                                               for s in samples]  # appended: cached crops keep their indices
+    return data
 
 
 def _channels(model: LandmarkNet, which: str, size: int) -> list[int]:

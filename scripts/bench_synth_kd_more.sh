@@ -29,12 +29,10 @@ from kdmark.data.synth import write_synthetic
 if not Path("runs/x7/data_small/synth.json").is_file():
     write_synthetic("runs/x7/data_small", seed=0, n=800, test_fraction=0.5)
 PY
-for stage in teacher student student_kd; do
-  case $stage in teacher) extra="";; student) extra="model.backbone=mobilenetv2_050";;
-    student_kd) extra="model.backbone=mobilenetv2_050 teachers=[$X/small/teacher/best.ckpt] $AW";; esac
-  verb=train; [ $stage = student_kd ] && verb=distill
-  kdmark $verb recipes/300w_mbv2_heatmap.yaml data.root=$X/data_small $COMMON epochs=48 $extra out_dir=$X/small/$stage
-done
+SM="recipes/300w_mbv2_heatmap.yaml data.root=$X/data_small $COMMON epochs=48"
+kdmark train $SM out_dir=$X/small/teacher
+kdmark train $SM model.backbone=mobilenetv2_050 out_dir=$X/small/student
+kdmark distill $SM model.backbone=mobilenetv2_050 teachers=[$X/small/teacher/best.ckpt] $AW out_dir=$X/small/student_kd
 # 200 labelled faces (the first 200 of the default training split), the other 1400 unlabelled; equal steps
 D=runs/default/data
 if [ ! -d $X/data_semi/test ]; then

@@ -100,11 +100,11 @@ def test_unlabelled_faces_join_training_and_only_the_distillation_terms_see_them
 
     cfg, _ = _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path)
     data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size))
+    n, n_val, first = len(data.train), len(data.val), data.train[0]
     merged = add_unlabelled(cfg, data)
-    n = len(data.train)
-    assert len(merged.train) == n + 6 and len(merged.val) == len(data.val)
+    assert len(merged.train) == n + 6 and len(merged.val) == n_val
     labelled, blind = merged.train[0], merged.train[n]
-    assert torch.equal(labelled["heatmaps"], data.train[0]["heatmaps"]) and labelled["weights"].sum() == 68
+    assert torch.equal(labelled["heatmaps"], first["heatmaps"]) and labelled["weights"].sum() == 68
     assert blind["weights"].sum() == 0 and blind["heatmaps"].abs().sum() == 0  # no label reaches a loss
     assert blind["image"].std() > 0.05  # but the face itself is there, cropped
 
@@ -122,7 +122,7 @@ def test_unlabelled_faces_join_training_and_only_the_distillation_terms_see_them
     assert torch.allclose(both["loss_kd_heatmap"], expected, rtol=1e-4)
 
 
-def test_distill_on_unlabelled_faces_end_to_end_and_its_refusals(w300_root, tiny_checkpoint, tmp_path, capsys):
+def test_distill_on_unlabelled_faces_end_to_end_and_its_refusals(w300_root, tiny_checkpoint, tmp_path):
     from kdmark.data.records import DatasetError
     from kdmark.runs import add_unlabelled
     from kdmark.train import TrainingError, build_data
