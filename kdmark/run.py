@@ -131,7 +131,7 @@ def _synthetic_default(overrides: list[str]) -> list[str]:
     A ``data.root`` the user names is only ever created, never replaced. kdmark's own folder (``OUT_DIR/data``) is
     made again when its ``synth.json`` is missing (an interrupted generation: it is written last) or records other
     generator settings."""
-    from kdmark.data.synth import write_synthetic
+    from kdmark.data.synth import GENERATOR, write_synthetic
 
     root = next((o.split("=", 1)[1] for o in overrides if o.startswith("data.root=")), None)
     own = root is None
@@ -140,7 +140,8 @@ def _synthetic_default(overrides: list[str]) -> list[str]:
         root = str(Path(out_dir) / "data")
         overrides = [*overrides, f"data.root={root}"]
     marker = Path(root) / "synth.json"
-    stale = own and (not marker.is_file() or json.loads(marker.read_text()) != SYNTHETIC_DEFAULT)
+    stale = own and (not marker.is_file() or json.loads(marker.read_text()) != {**SYNTHETIC_DEFAULT,
+                                                                              "generator": GENERATOR})
     if not Path(root).exists() or stale:
         _log(f"generating {SYNTHETIC_DEFAULT['n']} synthetic faces into {root} (seed {SYNTHETIC_DEFAULT['seed']})")
         shutil.rmtree(root, ignore_errors=True)

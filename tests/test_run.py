@@ -211,7 +211,7 @@ def test_default_faces_are_generated_once_and_again_when_the_settings_change(tmp
     import json
 
     import kdmark.run as run
-    from kdmark.data.synth import write_synthetic
+    from kdmark.data.synth import GENERATOR, write_synthetic
 
     monkeypatch.setattr(run, "SYNTHETIC_DEFAULT", {**run.SYNTHETIC_DEFAULT, "n": 5})
     overrides = run._synthetic_default([f"out_dir={tmp_path}"])
@@ -226,6 +226,10 @@ def test_default_faces_are_generated_once_and_again_when_the_settings_change(tmp
     (root / "synth.json").unlink()  # an interrupted generation (synth.json is written last): made again
     run._synthetic_default([f"out_dir={tmp_path}"])
     assert (root / "synth.json").is_file()
+    old = {**json.loads((root / "synth.json").read_text()), "generator": 1}  # faces of an older generator
+    (root / "synth.json").write_text(json.dumps(old))
+    run._synthetic_default([f"out_dir={tmp_path}"])
+    assert json.loads((root / "synth.json").read_text())["generator"] == GENERATOR
     # a folder the user names is theirs: used as it is, even when made with other settings
     theirs = tmp_path / "theirs"
     write_synthetic(theirs, n=3, seed=1, label_noise=0.02)
