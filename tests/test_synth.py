@@ -166,3 +166,19 @@ def test_drawn_features_sit_at_the_landmarks(seed):
     assert abs(xs.min() - p[48:60, 0].min()) < 1.5 and abs(xs.max() - p[48:60, 0].max()) < 1.5
     checked += 1
     assert checked >= 1
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_brows_hang_below_their_landmarks(seed):
+    """iBUG brow points mark the brow's upper edge: in a clean render the strongest skin-to-brow (darkening) step
+    below each middle brow point's neighbourhood lies within a pixel of it (a brow drawn centred on its points
+    would put it 1-3 px higher)."""
+    face = render_face(np.random.default_rng([seed, 2]), 256, clean=True)
+    grey = face.image.astype(float).mean(axis=2)
+    for i in (19, 24):
+        x, y = np.round(face.points[i]).astype(int)
+        column = grey[y - 5:y + 6, x - 1:x + 2].mean(axis=1)  # rows y-5 .. y+5
+        step = -np.diff(column)  # darkening downwards; step k lies between rows y-5+k and y-4+k
+        edge = np.argmax(step) - 4.5
+        assert step.max() >= 2, f"no brow edge at point {i}"
+        assert abs(edge - (face.points[i, 1] - y)) <= 1.0, (i, edge, face.points[i, 1] - y)

@@ -262,8 +262,8 @@ def render_face(rng: np.random.Generator, size: int = 256, clean: bool = False) 
     cluttered wall; brows, eyes (iris, lids, creases), nose (nostrils, bridge shadow) and lips (teeth when open)
     sit at their landmarks; hair (a fringe that may cover the brows, long hair), beards, glasses, hands, masks and
     objects occlude; colour cast, blur, low resolution, JPEG and noise finish it.
-    ``clean`` draws it on a plain background without hair, occluders or camera effects, with pure-white eyes and
-    lips of one colour (tests find the drawn features)."""
+    ``clean`` draws it evenly lit on a plain background without hair, occluders or camera effects, with pure-white
+    eyes and lips of one colour (tests find the drawn features)."""
     shape, expr = _shape(rng)
     yaw, pitch, roll = rng.normal(0, 25), rng.normal(0, 12), rng.normal(0, 14)
     yaw, pitch = float(np.clip(yaw, -60, 60)), float(np.clip(pitch, -35, 35))
@@ -288,6 +288,8 @@ def render_face(rng: np.random.Generator, size: int = 256, clean: bool = False) 
     ambient = rng.uniform(0.12, 0.3) if strong_light else rng.uniform(0.35, 0.7)
     tint = (1 + rng.normal(0, 0.06, 3)).astype(np.float32)
     shade = _shade(size, rot, scale, centre, light, ambient) * rng.uniform(1.0, 1.35)  # exposure
+    if clean:  # evenly lit, so drawn features keep their contrast
+        shade = np.ones_like(shade)
     texture = 1 + rng.uniform(0.02, 0.1) * _field(rng, size, int(rng.integers(4, 10)))[..., 0]
     texture += rng.uniform(0.0, 0.04) * rng.normal(0, 1, (size, size)).astype(np.float32)
     lit = (shade * texture)[..., None] * tint  # what the light does to a colour at each pixel
