@@ -209,6 +209,18 @@ def _shade(size: int, rot: np.ndarray, scale: float, centre: np.ndarray, light: 
     return cv2.resize(ambient + (1 - ambient) * lam, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
+def _mask(shape: tuple[int, int], polys, origin, thickness: int = -1, closed: bool = True) -> np.ndarray:
+    """uint8 anti-aliased mask (0-255) of ``shape`` whose pixel (0, 0) is image pixel ``origin`` (x, y): the
+    polygons filled, or drawn as lines of ``thickness``, with 2 bits of sub-pixel precision."""
+    mask = np.zeros(shape, np.uint8)
+    pts = [np.round((np.asarray(p) - origin) * 4).astype(np.int32).reshape(-1, 1, 2) for p in polys]
+    if thickness < 0:
+        cv2.fillPoly(mask, pts, 255, cv2.LINE_AA, shift=2)
+    else:
+        cv2.polylines(mask, pts, closed, 255, thickness, cv2.LINE_AA, shift=2)
+    return mask
+
+
 def _paint(img: np.ndarray, polys, colour, alpha: float = 1.0, thickness: int = -1, closed: bool = True,
            occ: np.ndarray | None = None) -> None:
     """Blend ``colour`` (RGB, or an image the size of ``img``) into float ``img`` through an anti-aliased mask of
@@ -221,12 +233,7 @@ def _paint(img: np.ndarray, polys, colour, alpha: float = 1.0, thickness: int = 
     x1, y1 = np.minimum(np.ceil(allp.max(0)).astype(int) + pad + 1, [w, h])
     if x1 <= x0 or y1 <= y0:
         return
-    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    pts = [np.round((np.asarray(p) - [x0, y0]) * 4).astype(np.int32).reshape(-1, 1, 2) for p in polys]
-    if thickness < 0:
-        cv2.fillPoly(mask, pts, 255, cv2.LINE_AA, shift=2)
-    else:
-        cv2.polylines(mask, pts, closed, 255, thickness, cv2.LINE_AA, shift=2)
+    mask = _mask((y1 - y0, x1 - x0), polys, (x0, y0), thickness, closed)
     a = mask.astype(np.float32)[..., None] * (alpha / 255)
     colour = np.asarray(colour, np.float32)
     if colour.ndim == 3:
@@ -287,9 +294,9 @@ def render_face(rng: np.random.Generator, size: int = 256, clean: bool = False) 
     light /= np.linalg.norm(light)
     ambient = rng.uniform(0.12, 0.3) if strong_light else rng.uniform(0.35, 0.7)
     tint = (1 + rng.normal(0, 0.06, 3)).astype(np.float32)
-    shade = _shade(size, rot, scale, centre, light, ambient) * rng.uniform(1.0, 1.35)  # exposure
-    if clean:  # evenly lit, so drawn features keep their contrast
-        shade = np.ones_like(shade)
+    exposure = rng.uniform(1.0, 1.35)
+    # clean renders are evenly lit, so drawn features keep their contrast
+    shade = np.ones((size, size)) if clean else _shade(size, rot, scale, centre, light, ambient) * exposure
     texture = 1 + rng.uniform(0.02, 0.1) * _field(rng, size, int(rng.integers(4, 10)))[..., 0]
     texture += rng.uniform(0.0, 0.04) * rng.normal(0, 1, (size, size)).astype(np.float32)
     lit = (shade * texture)[..., None] * tint  # what the light does to a colour at each pixel
@@ -354,8 +361,7 @@ def render_face(rng: np.random.Generator, size: int = 256, clean: bool = False) 
             roi1 = np.ceil(eye.max(0)).astype(int) + 3
             if (roi0 >= 0).all() and (roi1 <= size).all():
                 h, w = roi1[1] - roi0[1], roi1[0] - roi0[0]
-                m_eye, m_iris = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
-                cv2.fillPoly(m_eye, [np.round((eye - roi0) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+                m_eye, m_iris = _mask((h, w), [eye], roi0), np.zeros((h, w), np.uint8)
                 gaze = eye.mean(0) + (eye[3] - eye[0]) * rng.uniform(-0.15, 0.15) - roi0
                 r = width * rng.uniform(0.2, 0.28)
                 cv2.circle(m_iris, tuple(int(round(v * 4)) for v in gaze), int(round(r * 4)), 255, -1,
