@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 
-def summarise(run: Path) -> str:
+def summarise(run: Path, label: str | None = None) -> str:
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     best = min((r for r in rows if r.get("val_nme")), key=lambda r: float(r["val_nme"]))
     epoch_s = statistics.median(float(r["train_time_s"]) for r in rows)
@@ -26,17 +26,17 @@ def summarise(run: Path) -> str:
         scores = f"{100 * m['nme']:.3f}% | {100 * m['fr']:.2f}% @{m['threshold']} | {m['auc']:.4f} @{m['threshold']}"
     else:
         scores = "- | - | -"
-    return (f"| {run.name} | {100 * float(best['val_nme']):.3f}% (epoch {best['epoch']}/{rows[-1]['epoch']}) | "
-            f"{scores} | {epoch_s:.1f} s | {wall} |")
+    nme = f"{100 * float(best['val_nme']):.3f}% (epoch {best['epoch']}/{rows[-1]['epoch']})"
+    return f"| {label or run.name} | {nme} | {scores} | {epoch_s:.1f} s | {wall} |"
 
 
 def main(paths: list[str]) -> None:
     print("| run | best val NME_io (training log) | held-out eval NME_io | FR | AUC | s per epoch (median) | wall |")
     print("|---|---|---|---|---|---|---|")
-    for p in paths:
-        run = Path(p.rstrip("/"))
-        if (run / "metrics.csv").exists():
-            print(summarise(run))
+    runs = [Path(p.rstrip("/")) for p in paths if (Path(p) / "metrics.csv").exists()]
+    names = [r.name for r in runs]
+    for run in runs:  # runs of the same name in different folders (runs/x9/n*/kd) are told apart by their folder
+        print(summarise(run, f"{run.parent.name}/{run.name}" if names.count(run.name) > 1 else None))
 
 
 if __name__ == "__main__":
