@@ -116,6 +116,14 @@ def _fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _faces_stamp(root: str | None) -> dict | None:
+    """The settings synthetic faces were made with (their ``synth.json``), or None for any other dataset: part of
+    every stage's fingerprint, so that stages trained on faces made otherwise (an older generator, which
+    ``kdmark run`` replaces) are not taken for finished."""
+    marker = Path(root) / "synth.json" if root else None
+    return json.loads(marker.read_text()) if marker is not None and marker.is_file() else None
+
+
 def _log(msg: str) -> None:
     print(f"[kdmark run] {msg}", flush=True)
 
@@ -174,7 +182,8 @@ def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> d
         else:
             spec = {"verb": stage.verb, "models": list(_resolve_refs(stage.models, stage_dir, done)),
                     "model": _resolve_refs(stage.model, stage_dir, done), "set": pipeline.set}
-        fingerprint = _fingerprint(spec)
+        stamp = _faces_stamp(cfg.data.root if stage.verb in ("train", "distill") else pipeline.set.get("data.root"))
+        fingerprint = _fingerprint(spec if stamp is None else {**spec, "synthetic_faces": stamp})
         if marker.is_file():
             info = json.loads(marker.read_text())
             if info.get("fingerprint") != fingerprint:

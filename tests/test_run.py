@@ -196,6 +196,27 @@ def test_run_refuses_changed_settings_and_bad_references(w300_root, tmp_path):
         run_pipeline(path)
 
 
+def test_stages_trained_on_other_synthetic_faces_are_not_taken_for_finished(w300_root, tmp_path, capsys):
+    """`kdmark run` remakes its faces when the generator changes; a re-run must then not skip the stages trained
+    on the old faces (and report them as if trained on the new ones)."""
+    from kdmark.data.synth import write_synthetic
+
+    faces = write_synthetic(tmp_path / "faces", n=10, test_fraction=0.2)
+    path = _tiny_pipeline(tmp_path, faces)
+    spec = yaml.safe_load(path.read_text())
+    spec["set"] |= {"data.train_split": "train", "data.val_split": "test"}
+    spec["stages"] = spec["stages"][:1] + [{"name": "eval", "verb": "eval", "models": ["@teacher"]}]
+    path.write_text(yaml.safe_dump(spec))
+    run_pipeline(path)
+    capsys.readouterr()
+    run_pipeline(path)
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 2
+    settings = json.loads((faces / "synth.json").read_text())
+    (faces / "synth.json").write_text(json.dumps({**settings, "generator": settings["generator"] - 1}))
+    with pytest.raises(ConfigError, match="teacher.*finished earlier with other settings"):
+        run_pipeline(path)
+
+
 def test_run_pipeline_with_a_prune_stage(w300_root, tmp_path):
     path = _tiny_pipeline(tmp_path, w300_root)
     spec = yaml.safe_load(path.read_text())
