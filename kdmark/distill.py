@@ -232,10 +232,9 @@ class HeatmapKD(nn.Module):
 class DistillTask(SupervisedTask):
     """``loss = w_sup * supervised + sum_i weight_i * kd_i(student, teachers, batch)``.
 
-    With every weight 0 (and ``w_sup=1``) it is exactly the supervised task. Faces without a single labelled point
-    (the ``unlabelled=`` faces) count as zeros in the supervised mean, which is a mean over the batch's faces: a
-    batch of 2 labelled and 30 unlabelled faces must not weight its 2 faces like a full batch, or that noise
-    swamps what the teachers teach on the other 30 (BENCHMARKS.md, issue 7: 10.9% NME against 7.3%).
+    With every weight 0 (and ``w_sup=1``) it is exactly the supervised task. The ``unlabelled=`` faces count as zeros
+    in the supervised mean (see ``SupervisedTask``): weighting a batch's few labelled faces like a full batch swamps
+    what the teachers teach on the others (BENCHMARKS.md, issue 7: 10.9% NME against 7.3%).
 
     Teachers are kept in a plain list, not registered as submodules: Fabric/DDP never wraps them, optimisers never
     see them, checkpoints never hold them.
@@ -272,9 +271,6 @@ class DistillTask(SupervisedTask):
     def forward(self, batch: dict) -> dict:
         output = self.model(batch["image"])
         sup = self.supervised(output, batch)
-        labelled = (batch["weights"].flatten(1) > 0).any(dim=1)
-        if not bool(labelled.all()):  # unlabelled faces (``unlabelled=``) count as zero in the supervised mean
-            sup = {k: v * labelled.float().mean() for k, v in sup.items()}
         result = {**sup, "loss": self.w_sup * sup["loss"], "loss_supervised": sup["loss"]}
         active = [i for i, w in enumerate(self.kd_weights) if w != 0 and self.kd_scale != 0]
         if active:

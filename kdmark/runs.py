@@ -22,12 +22,12 @@ from kdmark.train import (
     Data,
     RunResult,
     TrainingError,
-    _readable,
     build_data,
     cache_faces,
     fit,
     make_fabric,
     prepare_run,
+    readable_samples,
     supervised_losses,
 )
 
@@ -36,8 +36,8 @@ __all__ = ["distill", "build_kd_terms", "add_unlabelled"]
 
 def add_unlabelled(cfg: DistillConfig, data: Data) -> Data:
     """Append ``cfg.unlabelled``'s faces to ``data``'s training set (in place; returns ``data``) with every point
-    marked missing: the supervised losses give them weight 0 (they average over the labelled faces only) and the
-    distillation terms, which compare the student with its teachers, see every face. Refused for KD-Loss, whose
+    marked missing: they add zeros to the supervised losses (a mean over the batch's faces, see ``SupervisedTask``)
+    and the distillation terms, which compare the student with its teachers, see every face. Refused for KD-Loss, whose
     regions are drawn around the truth."""
     from kdmark.data import read_dataset
     from kdmark.data.records import DatasetError
@@ -48,9 +48,7 @@ def add_unlabelled(cfg: DistillConfig, data: Data) -> Data:
         raise TrainingError("unlabelled faces cannot be distilled with KD-Loss (kd.kd_loss): it needs the ground "
                             "truth of every face")
     ds = read_dataset(cfg.unlabelled, split=cfg.unlabelled_split, scheme=data.scheme, skip_bad=cfg.data.skip_bad)
-    samples, skipped = _readable(ds.samples, cfg.data.skip_bad)
-    for line in skipped:
-        print(f"kdmark: skipped {line}")
+    samples = readable_samples(ds.samples, cfg.data.skip_bad)
     if not samples:
         raise DatasetError(cfg.unlabelled, "no unlabelled faces to distil on")
     data.train.samples = data.train.samples + [dataclasses.replace(s, visible=np.zeros_like(s.visible))

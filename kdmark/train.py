@@ -80,11 +80,12 @@ class EpochShuffle(Sampler[int]):
 # --- building ----------------------------------------------------------------------------------------------------
 
 
-def _readable(samples: list, skip_bad: bool) -> tuple[list, list[str]]:
-    """Drop (skip_bad) or raise on faces whose image cannot be decoded, before any worker sees them."""
+def readable_samples(samples: list, skip_bad: bool) -> list:
+    """Drop (skip_bad; one "kdmark: skipped" line each) or raise on faces whose image cannot be decoded, before any
+    worker sees them."""
     from kdmark.data.images import image_size
 
-    good, bad = [], []
+    good = []
     for s in samples:
         try:
             image_size(s.image)
@@ -92,8 +93,8 @@ def _readable(samples: list, skip_bad: bool) -> tuple[list, list[str]]:
         except DatasetError as err:
             if not skip_bad:
                 raise
-            bad.append(str(err))
-    return good, bad
+            print(f"kdmark: skipped {err}")
+    return good
 
 
 def build_data(cfg: TrainConfig, codec) -> Data:
@@ -114,10 +115,8 @@ def build_data(cfg: TrainConfig, codec) -> Data:
         train_samples, val_samples = split_by_photo(ds, d.val_fraction)
     if d.max_samples:
         train_samples, val_samples = train_samples[: d.max_samples], val_samples[: max(1, d.max_samples // 4)]
-    train_samples, skipped = _readable(train_samples, d.skip_bad)
-    val_samples, skipped_val = _readable(val_samples, d.skip_bad)
-    for line in skipped + skipped_val:
-        print(f"kdmark: skipped {line}")
+    train_samples = readable_samples(train_samples, d.skip_bad)
+    val_samples = readable_samples(val_samples, d.skip_bad)
     if cfg.asm_variance:
         train_samples = soften_with_asm(train_samples, cfg.asm_variance)
     if not train_samples or not val_samples:
