@@ -8,10 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 X=runs/x8
 mkdir -p $X
-COMMON="data.train_split=train data.val_split=test data.input_size=96 data.num_workers=0 batch_size=32 progress=false"
-B="recipes/300w_mbv2_heatmap.yaml data.root=runs/default/data $COMMON"
-S="$B epochs=12 model.backbone=mobilenetv2_050"
-AW="kd.heatmap=1.0 kd.heatmap_kind=awing"
+source scripts/synth_bench_common.sh
 # is the task data-limited? the student on the first 200 training faces, 96 epochs (the same number of steps)
 D=runs/default/data
 if [ ! -d $X/data_200/test ]; then

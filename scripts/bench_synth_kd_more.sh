@@ -6,11 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 X=runs/x7
 mkdir -p $X
-COMMON="data.train_split=train data.val_split=test data.input_size=96 data.num_workers=0 batch_size=32 progress=false"
-B="recipes/300w_mbv2_heatmap.yaml data.root=runs/default/data $COMMON"
-S="$B epochs=12 model.backbone=mobilenetv2_050"
+source scripts/synth_bench_common.sh
 T=runs/default/teacher/best.ckpt
-AW="kd.heatmap=1.0 kd.heatmap_kind=awing"
 # run-to-run spread: the baseline student with another seed
 kdmark train $S seed=1 out_dir=$X/student_s1
 # Appl. Sci. pooled-feature distillation, with and without the AWing heatmap term

@@ -22,11 +22,11 @@ if [ ! -d $X/data/test ]; then  # the split as file links (kdmark's folder reade
   done
   ln -sf $D/test/* $X/data/test/
 fi
-B="recipes/300w_mbv2_heatmap.yaml data.root=$X/data data.train_split=train data.val_split=test data.input_size=96
-   data.num_workers=0 batch_size=32 progress=false"
+source scripts/synth_bench_common.sh
+B="recipes/300w_mbv2_heatmap.yaml data.root=$X/data $COMMON"
 # teacher and student on the N labelled faces (N = 100: 192 epochs of 3 steps ~ 12 epochs of 1600 faces)
 kdmark train $B epochs=$EPOCHS val_every=$((EPOCHS / 12)) out_dir=$X/teacher
 kdmark train $B epochs=$EPOCHS val_every=$((EPOCHS / 12)) model.backbone=mobilenetv2_050 out_dir=$X/student
 # the student distilled on the N labelled + 1600 - N unlabelled faces, 12 epochs
-kdmark distill $B epochs=12 model.backbone=mobilenetv2_050 teachers=[$X/teacher/best.ckpt] kd.heatmap=1.0 \
-  kd.heatmap_kind=awing unlabelled=$X/data unlabelled_split=unlabelled out_dir=$X/kd
+kdmark distill $B epochs=12 model.backbone=mobilenetv2_050 teachers=[$X/teacher/best.ckpt] $AW \
+  unlabelled=$X/data unlabelled_split=unlabelled out_dir=$X/kd
