@@ -119,31 +119,6 @@ def _dlib_boxes(samples: list[Sample]) -> tuple[list[int], list[np.ndarray], lis
     return idx, raw, converted
 
 
-def _model_file() -> Path:
-    """dlib's 68-point model shipped in face_recognition_models, found without importing the package (its
-    ``__init__`` needs pkg_resources)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or spec.origin is None:
-        raise ImportError("face_recognition_models")
-    return Path(spec.origin).parent / "models" / "shape_predictor_68_face_landmarks.dat"
-
-
-def _dlib_predictor():
-    import dlib
-
-    return dlib.shape_predictor(str(_model_file()))
-
-
-def _dlib_points(predictor, image: np.ndarray, det: np.ndarray) -> np.ndarray:
-    import dlib
-
-    rect = dlib.rectangle(int(det[0]), int(det[1]), int(det[2]) - 1, int(det[3]) - 1)
-    shape = predictor(image, rect)
-    return np.array([[p.x, p.y] for p in shape.parts()], float)
-
-
 def bench(model_path: str | Path, data: str | Path | None = None, split: str | None = None, vs_dlib: bool = False,
           runs: int = 30, max_faces: int = 200, int8: bool = True, workdir: str | Path | None = None,
           heldout: float | None = None) -> BenchReport:
@@ -219,18 +194,20 @@ def _bench_dlib(report: BenchReport, samples: list[Sample], dets: list[np.ndarra
     if scheme.num_points != 68:
         report.notes.append(f"--vs dlib skipped: dlib predicts 68 points, this model {scheme.num_points}")
         return
+    from kdmark.teachers.landmarkers import DlibLandmarker, TeacherError, dlib_model_file
+
     try:
-        predictor = _dlib_predictor()
-    except ImportError:
+        predictor = DlibLandmarker(detect=False)
+    except TeacherError:
         report.notes.append("--vs dlib skipped: pip install 'kdmark[dlib]' (dlib-bin, face_recognition_models)")
         return
-    report.sizes["dlib_68"] = _model_file().stat().st_size
+    report.sizes["dlib_68"] = dlib_model_file().stat().st_size
     if not samples:
         report.notes.append("--vs dlib needs --data: nothing to compare on")
         return
     images = [load_image(s.image) for s in samples]
-    report.latency["dlib-68 1t"] = latency_ms(lambda i: _dlib_points(predictor, images[i], dets[i]), 0, runs)
-    pts = np.stack([_dlib_points(predictor, img, d) for img, d in zip(images, dets)])
+    report.latency["dlib-68 1t"] = latency_ms(lambda i: predictor.points_from_detection(images[i], dets[i]), 0, runs)
+    pts = np.stack([predictor.points_from_detection(img, d) for img, d in zip(images, dets)])
     m, _, _ = score_samples(samples, pts, scheme, normaliser)
     report.accuracy["dlib-68"] = m.to_dict() | {"faces": len(samples)}
 

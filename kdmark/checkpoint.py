@@ -8,53 +8,20 @@ input size, normalisation, backbone, head and codec: everything needed to evalua
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import torch
 
+from kdmark.io import atomic_write as atomic_write_bytes  # one atomic writer for every output
 from kdmark.models.landmark_net import LandmarkNet, model_from_card
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointError", "atomic_write_bytes"]
 
 FORMAT, VERSION = "kdmark-checkpoint", 1
-_SLOW_SAVE = float(os.environ.get("KDMARK_TEST_SLOW_SAVE", "0") or 0)
 
 
 class CheckpointError(ValueError):
     """A file that is not a readable kdmark checkpoint; the message names the file."""
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, writer) -> Path:
-    """Call ``writer(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            writer(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if _SLOW_SAVE:  # tests: widen the window between writing and renaming, to kill a process inside it
-            time.sleep(_SLOW_SAVE)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-    return path
 
 
 def save_checkpoint(path: str | Path, model: LandmarkNet, config: dict | None = None, metrics: dict | None = None,

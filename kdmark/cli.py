@@ -22,12 +22,13 @@ from kdmark.metrics import MetricError
 from kdmark.models.backbones import BackboneError
 from kdmark.predict import DetectorError
 from kdmark.schemes import SchemeError
+from kdmark.teachers.landmarkers import TeacherError
 from kdmark.train import TrainingError
 
 __all__ = ["main"]
 
 USER_ERRORS = (DatasetError, MetricError, SchemeError, FileNotFoundError, ConfigError, CheckpointError,
-               BackboneError, TrainingError, ExportError, DetectorError)
+               BackboneError, TrainingError, ExportError, DetectorError, TeacherError)
 
 
 def _data_info(args: argparse.Namespace) -> int:
@@ -266,6 +267,22 @@ def _data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_label(args: argparse.Namespace) -> int:
+    from kdmark.teachers.label import label_images
+
+    rank = world = None
+    if args.shard:
+        try:
+            rank, world = (int(v) for v in args.shard.split("/"))
+        except ValueError:
+            raise TeacherError(f"--shard {args.shard!r}: expected RANK/WORLD, e.g. 0/4") from None
+    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    report = label_images(args.inputs, args.teachers.split(","), args.out, weights, args.min_confidence, args.copy,
+                          rank, world, progress=not args.quiet)
+    print(f"{args.out}: {report.summary()}")
+    return 0
+
+
 def _write_json(path: str | Path, obj: object) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -320,6 +337,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="human-like noise on the training labels, in inter-ocular distances, e.g. 0.02 (test "
                          "labels stay exact)")
     sy.set_defaults(func=_data_synth)
+
+    lb = data.add_parser("label", help="pseudo-label photos with teachers (dlib, mediapipe, checkpoints) into a "
+                                       "300-W-style folder, with confidences")
+    lb.add_argument("inputs", nargs="+", help="images or folders of images (searched recursively)")
+    lb.add_argument("--teachers", default="dlib,mediapipe",
+                    help="comma-separated: dlib, mediapipe, or .ckpt/.onnx files (default: dlib,mediapipe)")
+    lb.add_argument("--out", required=True, help="output folder (re-running it resumes)")
+    lb.add_argument("--weights", default=None,
+                    help="one weight per teacher, comma-separated (default: by measured accuracy, 1/NME^2)")
+    lb.add_argument("--min-confidence", type=float, default=0.5,
+                    help="leave out faces whose mean point confidence (teacher agreement) is below this")
+    lb.add_argument("--copy", action="store_true", help="copy the photos into the output (default: symlinks)")
+    lb.add_argument("--shard", default=None, metavar="RANK/WORLD",
+                    help="label every WORLD-th photo from RANK (default: from RANK/WORLD_SIZE or SLURM)")
+    lb.add_argument("--quiet", action="store_true", help="no progress bar")
+    lb.set_defaults(func=_data_label)
 
     tr = verbs.add_parser("train", help="train a landmark detector from a recipe")
     tr.add_argument("recipe", help="YAML recipe (see recipes/)")

@@ -25,6 +25,7 @@ import yaml
 __all__ = [
     "ConfigError",
     "DataConfig",
+    "ExtraData",
     "AugmentConfig",
     "ModelConfig",
     "LossConfig",
@@ -47,6 +48,17 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ExtraData:
+    """More training faces, e.g. a folder ``kdmark data label`` wrote: its faces join the training set with their
+    points weighted by ``weight`` times each point's confidence (from its ``labels*.jsonl``, when there is one)."""
+
+    root: str = ""
+    weight: float = 1.0
+    split: str | None = None
+    limit: int | None = None  # use only N faces, spread evenly over the folder's file order
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where the faces come from and how they are cropped."""
 
@@ -64,6 +76,8 @@ class DataConfig:
     num_workers: int = 2
     skip_bad: bool = False  # skip unreadable faces (listed once) instead of stopping
     max_samples: int | None = None  # use only the first N faces (tests, smoke runs)
+    # pseudo-labelled (or other) folders added to the training faces, e.g. [{root: labels/, weight: 0.5}]
+    extra: tuple[ExtraData, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,7 +103,9 @@ class ModelConfig:
     """Backbone (any timm model), head and codec."""
 
     backbone: str = "mobilenetv2_100"
-    pretrained: bool = False
+    # false: random init; true: timm's ImageNet weights (needs the network or timm's cache); PATH: a weights file
+    # saved by timm or torchvision (e.g. torchvision's mobilenet_v2-b0353104.pth for mobilenetv2_100)
+    pretrained: bool | str = False
     head: Literal["regression", "heatmap", "deconv", "joint"] = "heatmap"
     hidden: tuple[int, ...] = (256,)  # regression head FC-BN-ReLU widths
     head_channels: int = 96  # heatmap / deconv head width
@@ -144,6 +160,8 @@ class TrainConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "32-true"
+    # channels_last: NHWC tensors, 1.3x faster training of MobileNetV2 on AVX2 CPUs (BENCHMARKS.md, issue 16)
+    memory_format: Literal["contiguous", "channels_last"] = "contiguous"
     threads: int | None = None  # torch CPU threads; None: PyTorch's default
     max_steps: int | None = None  # stop after this many optimiser steps (tests, smoke runs)
     val_every: int = 1
@@ -176,7 +194,7 @@ class KDConfig:
 class DistillConfig(TrainConfig):
     """``kdmark distill``: a training run with frozen teachers and distillation terms."""
 
-    teachers: tuple[str, ...] = ()  # teacher checkpoints
+    teachers: tuple[str, ...] = ()  # teacher checkpoints, or black boxes: dlib, mediapipe (points only)
     kd: KDConfig = field(default_factory=KDConfig)
     # faces the student learns from the teachers alone: a dataset (any format kdmark reads) whose landmarks are never
     # in a loss (with data.use_box=false they only place the crop); its faces join every epoch of training

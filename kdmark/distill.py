@@ -40,6 +40,7 @@ class Teacher(nn.Module):
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.size, self.student_size, self.heatmap_size = model.card["input_size"], student_size, heatmap_size
+        self.num_points = model.card["num_points"]
 
     def train(self, mode: bool = True) -> Teacher:  # noqa: ARG002 - a teacher never leaves eval mode
         return super().train(False)

@@ -74,6 +74,15 @@ def landmark_box_from_detector(det: np.ndarray) -> np.ndarray:
     return np.array([cx - half, cy - half, cx + half, cy + half])
 
 
+def detector_box_from_landmark_box(box: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`landmark_box_from_detector`: the dlib HOG box a face box corresponds to."""
+    dx, dy, s = DLIB_HOG_TO_LANDMARK_BOX
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(x1 - x0, y1 - y0) / s
+    cx, cy = (x0 + x1) / 2 - dx * side, (y0 + y1) / 2 - dy * side
+    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+
+
 class _TorchBackend:
     def __init__(self, model, threads: int | None):
         self.model, self.threads = model.eval(), threads

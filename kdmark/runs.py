@@ -31,7 +31,7 @@ from kdmark.train import (
     supervised_losses,
 )
 
-__all__ = ["distill", "build_kd_terms", "add_unlabelled"]
+__all__ = ["distill", "build_kd_terms", "add_unlabelled", "make_teacher"]
 
 
 def add_unlabelled(cfg: DistillConfig, data: Data) -> Data:
@@ -56,6 +56,21 @@ def add_unlabelled(cfg: DistillConfig, data: Data) -> Data:
     return data
 
 
+def make_teacher(spec: str, cfg: DistillConfig, codec, heatmap_size: int):
+    """A checkpoint teacher, or a black box (``dlib``, ``mediapipe``) that teaches through its points."""
+    from kdmark.teachers import BLACK_BOX, PointTeacher, make_landmarker
+
+    if spec in BLACK_BOX:
+        return PointTeacher(make_landmarker(spec), cfg.data.input_size, cfg.data.margin, codec)
+    return Teacher(spec, cfg.data.input_size, heatmap_size)
+
+
+def _black_box(teacher, term: str) -> None:
+    if getattr(teacher, "black_box", False):
+        raise TrainingError(f"teacher {teacher.name} is a black box (points only): kd.{term} needs a teacher's "
+                            "features; use a checkpoint teacher for it, or distil points or heatmaps (kd.heatmap)")
+
+
 def _channels(model: LandmarkNet, which: str, size: int) -> list[int]:
     with torch.no_grad():
         out = model.eval()(torch.rand(1, 3, size, size))
@@ -77,6 +92,9 @@ def build_kd_terms(cfg: DistillConfig, student: LandmarkNet, teachers: list[Teac
             raise TrainingError("KD-Loss distils coordinates: the student needs a regression or joint head")
         terms.append(("kd_loss", k.kd_loss, KDLoss(k.kd_loss_preset, k.tough, k.tolerant)))
     teacher = teachers[k.teacher] if teachers else None
+    for term in ("pooled_feature", "feature_aligned", "feature_similarity"):
+        if getattr(k, term):
+            _black_box(teacher, term)
     if k.pooled_feature:
         t_ch = _channels(teacher.model, "features", teacher.size)[-1]
         s_ch = student.backbone.channels[-1]
@@ -107,10 +125,10 @@ def distill(cfg: DistillConfig) -> RunResult:
     student = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
     student.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}
     heatmap_size = cfg.data.input_size // cfg.model.heatmap_stride
-    teachers = [Teacher(path, cfg.data.input_size, heatmap_size) for path in cfg.teachers]
-    for path, t in zip(cfg.teachers, teachers):
-        if t.model.card["num_points"] != data.scheme.num_points:
-            raise TrainingError(f"{path}: a {t.model.card['scheme']} teacher cannot teach {data.scheme.name} points")
+    teachers = [make_teacher(spec, cfg, student.codec, heatmap_size) for spec in cfg.teachers]
+    for spec, t in zip(cfg.teachers, teachers):
+        if t.num_points != data.scheme.num_points:
+            raise TrainingError(f"{spec}: a {t.num_points}-point teacher cannot teach {data.scheme.name} points")
     task = DistillTask(student, teachers, build_kd_terms(cfg, student, teachers), cfg.kd.w_sup, cfg.kd.warmup_epochs,
                        cfg.kd.decay, cfg.epochs, **supervised_losses(cfg))
     task.to_teachers(fabric.device)

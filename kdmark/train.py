@@ -115,7 +115,7 @@ def build_data(cfg: TrainConfig, codec) -> Data:
         train_samples, val_samples = split_by_photo(ds, d.val_fraction)
     if d.max_samples:
         train_samples, val_samples = train_samples[: d.max_samples], val_samples[: max(1, d.max_samples // 4)]
-    train_samples = readable_samples(train_samples, d.skip_bad)
+    train_samples = readable_samples(train_samples + extra_samples(d, ds.scheme), d.skip_bad)
     val_samples = readable_samples(val_samples, d.skip_bad)
     if cfg.asm_variance:
         train_samples = soften_with_asm(train_samples, cfg.asm_variance)
@@ -129,6 +129,30 @@ def build_data(cfg: TrainConfig, codec) -> Data:
                   cache=d.cache)
     return Data(LandmarkDataset(train_samples, augment=aug, seed=cfg.seed, **common),
                 LandmarkDataset(val_samples, augment=None, **common), ds.scheme, ds.normaliser)
+
+
+def extra_samples(d, scheme) -> list:
+    """The faces of ``data.extra``: each folder's points weighted by its ``weight`` times their confidence."""
+    import dataclasses
+
+    from kdmark.data import read_dataset
+    from kdmark.teachers.label import read_confidences
+
+    out = []
+    for extra in d.extra:
+        ds = read_dataset(extra.root, split=extra.split, scheme=scheme, skip_bad=d.skip_bad)
+        samples = ds.samples
+        if extra.limit and extra.limit < len(samples):  # evenly spread: every sub-folder keeps its share
+            samples = [samples[int(i * len(samples) / extra.limit)] for i in range(extra.limit)]
+        if not samples:
+            raise DatasetError(extra.root, "no faces in this data.extra folder")
+        conf = read_confidences(extra.root)
+        root = Path(extra.root)
+        for s in samples:
+            c = conf.get(Path(s.source).relative_to(root).as_posix()) if s.source.startswith(str(root)) else None
+            w = extra.weight * (c if c is not None and len(c) == s.num_points else np.ones(s.num_points))
+            out.append(dataclasses.replace(s, weights=w, subsets=s.subsets + ("extra",)))
+    return out
 
 
 def soften_with_asm(samples: list, variance: float) -> list:
@@ -251,6 +275,9 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
         log = CsvLog(out / "metrics.csv", ts.get("log", []))
         _set_rng_state(ts["rng"])
         fabric.print(f"resumed from {last} at epoch {state['epoch']}, step {state['step']}")
+    channels_last = cfg.memory_format == "channels_last"
+    if channels_last:
+        task = task.to(memory_format=torch.channels_last)
     task, optimizer = fabric.setup(task, optimizer)
     loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)  # EpochShuffle shards by itself
     metrics: dict = {}
@@ -268,6 +295,8 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
         for i, batch in enumerate(bar):
             if set_task_epoch is not None:
                 set_task_epoch(epoch + i / max(len(loader), 1))
+            if channels_last:
+                batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
             out_step = task(batch)  # forward: the task returns {"loss": ..., "loss_<part>": ...}
             loss = out_step["loss"]
             if not torch.isfinite(loss):

@@ -181,8 +181,10 @@ class LandmarkDataset(TorchDataset):
         image = warp_image(crop, m, self.size)
         full = _compose(m, to_crop)  # original image -> network input
         points, visible = apply_affine(s.points, full), s.visible.copy()
+        weights = visible.astype(np.float32) if s.weights is None else (visible * s.weights).astype(np.float32)
         if flip:
-            points, visible = points[list(self.scheme.flip)], visible[list(self.scheme.flip)]
+            order = list(self.scheme.flip)
+            points, visible, weights = points[order], visible[order], weights[order]
         if rng is not None:
             image = self.augment.photometric(image, rng)
         item = {"image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0,
@@ -192,6 +194,8 @@ class LandmarkDataset(TorchDataset):
                 "index": torch.tensor(i)}
         for key, value in self.codec.encode(points, visible).items():
             item[key] = torch.from_numpy(np.ascontiguousarray(value))
+        if s.weights is not None:  # per-point loss weights (pseudo-labels); the codec's are 0/1 visibility
+            item["weights"] = torch.from_numpy(weights)
         return item
 
 

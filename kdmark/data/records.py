@@ -56,6 +56,8 @@ class Sample:
         subsets: the split and subset tags this face belongs to, e.g. ("train", "helen").
         source: the annotation file (with ``:line`` or ``#index`` where one file holds many faces).
         key: a unique id within the dataset (image paths are not unique: one WFLW photo holds many faces).
+        weights: (K,) per-point loss weights (pseudo-labels: the folder's weight times each point's confidence);
+            None: every visible point weighs 1.
     """
 
     image: ImageRef
@@ -66,6 +68,7 @@ class Sample:
     subsets: tuple[str, ...] = ()
     source: str = ""
     key: str = ""
+    weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.points = np.asarray(self.points, dtype=np.float64).reshape(-1, 2)
@@ -74,6 +77,8 @@ class Sample:
             self.box = np.asarray(self.box, dtype=np.float64).reshape(4)
         if not self.key:
             self.key = self.source or str(self.image)
+        if self.weights is not None:
+            self.weights = np.asarray(self.weights, dtype=np.float64).reshape(-1)
 
     @property
     def num_points(self) -> int:

@@ -74,6 +74,10 @@ def build_model(model_cfg: dict, num_points: int, input_size: int, scheme: str) 
     card = {"scheme": scheme, "num_points": num_points, "input_size": input_size, "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD), "backbone": m["backbone"], "head": head_kind, "codec": codec.card(),
             "model": dict(m)}
+    if backbone.weights is not None:  # provenance of the starting weights, for the model card
+        card["init"] = {k: v for k, v in backbone.weights.items() if k != "left_out"}
+    elif m.get("pretrained") is True:
+        card["init"] = {"source": f"timm pretrained weights of {m['backbone']}"}
     return LandmarkNet(backbone, head, codec, card)
 
 

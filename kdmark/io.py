@@ -1,0 +1,49 @@
+"""Atomic file output, torch-free: every checkpoint, label, table and report kdmark writes goes through here, so a
+crash or a kill never leaves a half-written file where a good one was."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["atomic_write", "atomic_write_text"]
+
+_SLOW_SAVE = float(os.environ.get("KDMARK_TEST_SLOW_SAVE", "0") or 0)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, writer: Callable[[BinaryIO], object]) -> Path:
+    """Call ``writer(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        if _SLOW_SAVE:  # tests: widen the window between writing and renaming, to kill a process inside it
+            time.sleep(_SLOW_SAVE)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode()))

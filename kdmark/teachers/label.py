@@ -1,0 +1,238 @@
+"""``kdmark data label``: pseudo-label photos nobody annotated with several teachers, in the 300-W layout.
+
+For every photo: find the faces (dlib's HOG detector), ask each teacher for the landmarks, fuse their answers
+(weighted by each teacher's measured accuracy), and keep the faces whose teachers agree. The output folder reads
+like any 300-W-style folder (``photo.jpg`` beside ``photo_1.pts``, ``photo_2.pts``, ...), so every kdmark reader,
+``kdmark data show`` and training load it; ``labels.csv`` tables boxes, confidences and per-teacher disagreement,
+and ``labels*.jsonl`` keep every face's per-point confidence (training weights each point by it).
+
+Resumable: each finished photo is one line of ``labels.r<rank>.jsonl``; a second run skips the photos already
+there. Sharded like training: process ``rank`` of ``world`` takes every ``world``-th photo.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kdmark.data.records import DatasetError
+from kdmark.teachers import TeacherError, fuse, make_landmarker, teacher_accuracy, weights_from_accuracy
+
+__all__ = ["label_images", "LabelReport", "list_images", "read_confidences", "dlib_faces", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class LabelReport:
+    images: int = 0  # photos in this shard
+    done_before: int = 0  # skipped: labelled by an earlier run
+    faces: int = 0  # faces found
+    kept: int = 0
+    low_confidence: int = 0  # faces left out: their teachers disagree
+    no_face: int = 0  # photos without a face the detector could find
+    bad: list[str] = field(default_factory=list)  # unreadable photos, one line each
+
+    def summary(self) -> str:
+        return (f"{self.images} photos ({self.done_before} labelled before): {self.faces} faces found, "
+                f"{self.kept} kept, {self.low_confidence} left out for low confidence, {self.no_face} photos "
+                f"without a face, {len(self.bad)} unreadable")
+
+
+def list_images(inputs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
+    """(image file, path relative to the output folder) for files and folders (searched recursively; any case of
+    the suffixes above). A folder's images keep their sub-folders under the folder's own name."""
+    found: list[tuple[Path, Path]] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found += [(p, Path(item.resolve().name) / p.relative_to(item)) for p in files]
+        elif item.is_file():
+            found.append((item, Path(item.name)))
+        else:
+            raise DatasetError(item, "no such file or folder")
+    if not found:
+        raise DatasetError(", ".join(map(str, inputs)), "no images found")
+    return found
+
+
+def dlib_faces(image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(face box in kdmark's convention, raw dlib detection) for each face dlib's HOG detector finds."""
+    from kdmark.predict import landmark_box_from_detector
+
+    global _HOG
+    if _HOG is None:
+        import dlib
+
+        _HOG = dlib.get_frontal_face_detector()
+    upsample = 1 if max(image.shape[:2]) < 640 else 0
+    out = []
+    for d in _HOG(np.ascontiguousarray(image), upsample):
+        det = np.array([d.left(), d.top(), d.right() + 1, d.bottom() + 1], float)
+        out.append((landmark_box_from_detector(det), det))
+    return out
+
+
+_HOG = None
+
+
+def _done(out: Path) -> set[str]:
+    done = set()
+    for f in out.glob("labels*.jsonl"):
+        for line in f.read_text().splitlines():
+            try:
+                done.add(json.loads(line)["image"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a kill: that photo is labelled again
+    return done
+
+
+def _records(out: Path) -> list[dict]:
+    recs = []
+    for f in sorted(out.glob("labels*.jsonl")):
+        for line in f.read_text().splitlines():
+            try:
+                recs.append(json.loads(line))
+            except ValueError:
+                continue
+    return recs
+
+
+def read_confidences(root: str | Path) -> dict[str, np.ndarray]:
+    """Per-point confidences of a labelled folder: ``.pts`` path (relative to ``root``) -> (K,) array."""
+    root = Path(root)
+    conf = {}
+    for rec in _records(root):
+        for face in rec.get("faces", []):
+            if face.get("pts"):
+                conf[face["pts"]] = np.asarray(face["confidence"], np.float64)
+    return conf
+
+
+def _place_image(src: Path, dst: Path, copy: bool) -> None:
+    if dst.exists() or dst.is_symlink():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if copy:
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    else:
+        os.symlink(src.resolve(), dst)
+
+
+def _write_table(out: Path, teachers: list[str]) -> Path:
+    from kdmark.io import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["image", "face", "x0", "y0", "x1", "y1", "kept", "confidence_mean", "confidence_min"]
+               + [f"disagreement_{t}" for t in teachers])
+    for rec in sorted(_records(out), key=lambda r: r["image"]):
+        for i, f in enumerate(rec.get("faces", []), 1):
+            conf = np.asarray(f["confidence"])
+            w.writerow([rec["image"], i, *[round(v, 1) for v in f["box"]], int(bool(f.get("pts"))),
+                        round(float(conf.mean()), 4), round(float(conf.min()), 4),
+                        *[round(v, 4) for v in f["disagreement"]]])
+    return atomic_write_text(out / "labels.csv", buf.getvalue())
+
+
+def _shard(rank: int | None, world: int | None) -> tuple[int, int]:
+    """This process's (rank, world): given, or from the launcher's environment (torchrun, SLURM), else (0, 1)."""
+    if rank is None:
+        rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
+    if world is None:
+        world = int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", 1)))
+    if not 0 <= rank < world:
+        raise TeacherError(f"--shard {rank} of {world}: the rank must be in 0..{world - 1}")
+    return rank, world
+
+
+def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Path,
+                 weights: Sequence[float] | None = None, min_confidence: float = 0.5, copy: bool = False,
+                 rank: int | None = None, world: int | None = None, progress: bool = True,
+                 detector: Callable[[np.ndarray], list] | None = None, scheme: str = "300w") -> LabelReport:
+    """Label the faces in ``inputs`` (files or folders) with ``teachers`` ("dlib", "mediapipe", checkpoint paths,
+    or landmarker objects) into ``out``. ``weights``: one per teacher (default: inverse squared measured NME).
+    Faces whose mean point confidence is below ``min_confidence`` are left out and counted. Images are linked into
+    ``out`` (``copy=True``: copied)."""
+    from tqdm.auto import tqdm
+
+    from kdmark.data.images import load_image
+    from kdmark.data.pts import write_pts
+    from kdmark.schemes import get_scheme
+
+    out = Path(out)
+    names = [t if isinstance(t, str) else getattr(t, "name", f"teacher{i}") for i, t in enumerate(teachers)]
+    if weights is None:
+        weights = weights_from_accuracy([teacher_accuracy(t) for t in names])
+    weights = np.asarray(weights, np.float64)
+    if len(weights) != len(teachers) or not (np.isfinite(weights).all() and (weights > 0).all()):
+        raise TeacherError(f"one positive weight per teacher is needed ({len(teachers)} teachers, weights {weights})")
+    rank, world = _shard(rank, world)
+    images = list_images(inputs)[rank::world]
+    models = [make_landmarker(t) if isinstance(t, str) else t for t in teachers]
+    for name, m in zip(names, models):
+        if m.num_points != get_scheme(scheme).num_points:
+            raise TeacherError(f"teacher {name} gives {m.num_points} points; the labels are {scheme}")
+    normaliser = get_scheme(scheme).normaliser()
+    detector = detector or dlib_faces
+    out.mkdir(parents=True, exist_ok=True)
+    done = _done(out)
+    report = LabelReport(images=len(images))
+    log_path = out / f"labels.r{rank}.jsonl"
+    if log_path.exists() and log_path.stat().st_size and not log_path.read_bytes().endswith(b"\n"):
+        with open(log_path, "ab") as f:  # a line cut short by a kill: end it, so the next record starts clean
+            f.write(b"\n")
+    with open(log_path, "a") as log:
+        bar = tqdm(images, desc=f"labelling (shard {rank + 1}/{world})", unit="photo",
+                   disable=None if progress else True)
+        for src, rel in bar:
+            key = rel.as_posix()
+            if key in done:
+                report.done_before += 1
+                continue
+            try:
+                image = load_image(src)
+            except DatasetError as err:
+                report.bad.append(str(err))
+                print(f"kdmark: skipped {err}")
+                log.write(json.dumps({"image": key, "status": "bad", "problem": err.problem, "faces": []}) + "\n")
+                continue
+            faces = []
+            found = detector(image)
+            for i, (box, det) in enumerate(found, 1):
+                answers = [m(image, box, detection=det) for m in models]
+                pts = np.stack([a[0] for a in answers])
+                norm = float(normaliser.distance(pts.mean(axis=0)[None])[0])
+                fused = fuse(pts, weights, norm)
+                face = {"box": [float(v) for v in box], "points": np.round(fused.points, 3).tolist(),
+                        "confidence": np.round(fused.confidence, 4).tolist(),
+                        "disagreement": np.round(fused.disagreement, 5).tolist(), "pts": None}
+                report.faces += 1
+                if fused.confidence.mean() >= min_confidence:
+                    pts_rel = rel.with_name(f"{rel.stem}_{i}.pts")
+                    write_pts(out / pts_rel, fused.points)
+                    face["pts"] = pts_rel.as_posix()
+                    report.kept += 1
+                else:
+                    report.low_confidence += 1
+                faces.append(face)
+            if any(f["pts"] for f in faces):
+                _place_image(src, out / rel, copy)
+            if not found:
+                report.no_face += 1
+            log.write(json.dumps({"image": key, "status": "ok" if found else "no_face", "faces": faces}) + "\n")
+            log.flush()
+            bar.set_postfix(kept=report.kept)
+        os.fsync(log.fileno())
+    _write_table(out, names)
+    return report
