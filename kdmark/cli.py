@@ -342,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "300-W-style folder, with confidences")
     lb.add_argument("inputs", nargs="+", help="images or folders of images (searched recursively)")
     lb.add_argument("--teachers", default="dlib,mediapipe",
-                    help="comma-separated: dlib, mediapipe, or .ckpt/.onnx files (default: dlib,mediapipe)")
+                    help="comma-separated: dlib, mediapipe, mediapipe:MAP.npz (another scheme), or .ckpt/.onnx "
+                         "files (default: dlib,mediapipe)")
     lb.add_argument("--out", required=True, help="output folder (re-running it resumes)")
     lb.add_argument("--weights", default=None,
                     help="one weight per teacher, comma-separated (default: by measured accuracy, 1/NME^2)")

@@ -57,10 +57,10 @@ def add_unlabelled(cfg: DistillConfig, data: Data) -> Data:
 
 
 def make_teacher(spec: str, cfg: DistillConfig, codec, heatmap_size: int):
-    """A checkpoint teacher, or a black box (``dlib``, ``mediapipe``) that teaches through its points."""
-    from kdmark.teachers import BLACK_BOX, PointTeacher, make_landmarker
+    """A checkpoint teacher, or a black box (``dlib``, ``mediapipe[:MAP.npz]``) that teaches through its points."""
+    from kdmark.teachers import PointTeacher, is_black_box, make_landmarker
 
-    if spec in BLACK_BOX:
+    if is_black_box(spec):
         return PointTeacher(make_landmarker(spec), cfg.data.input_size, cfg.data.margin, codec)
     return Teacher(spec, cfg.data.input_size, heatmap_size)
 

@@ -40,9 +40,11 @@ def test_failed_parity_leaves_earlier_file(tiny_checkpoint, tmp_path):
 
 
 def test_int8_within_stated_tolerance(tiny_checkpoint, w300_root, tmp_path, capsys):
-    """INT8 (static, calibrated on real faces) stays within 1 NME point of FP32 for this tiny model."""
+    """INT8 (static, calibrated on real faces) stays within 1 NME point of FP32 for this tiny model, measured on 64
+    real faces (on the 7 faces of the 300W/ folder alone the difference was noise: INT8 came out 1.1 points *better*
+    on a machine with another CPU and library versions)."""
     assert main(["export", str(tiny_checkpoint), "--out", str(tmp_path / "m.onnx"), "--int8", "--calibration",
-                 str(w300_root / "300W")]) == 0
+                 str(w300_root), "--calibration-faces", "64"]) == 0
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if "int8" in ln and "NME" in ln)
     fp32 = float(line.split("NME fp32 ")[1].split("%")[0])

@@ -211,3 +211,45 @@ def test_distill_from_a_black_box_teacher_end_to_end(tmp_path, w300_root):
                           f"data.root={w300_root}", f"out_dir={tmp_path / 'bad'}", "data.max_samples=16",
                           "teachers=[mediapipe]", "kd.pooled_feature=1.0"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "black box" in bad.stderr, bad.stderr
+
+
+def test_checkpoint_teacher_undoes_its_test_time_flip(tiny_checkpoint, w300_root):
+    """The mirrored view's points, mapped back, are the points of the mirrored photo mirrored back: the flip and
+    the left/right permutation are undone exactly; without augmentation it is the Predictor's answer."""
+    from kdmark.data import read_dataset
+    from kdmark.data.images import load_image
+    from kdmark.predict import Predictor
+    from kdmark.schemes import get_scheme
+    from kdmark.teachers import CheckpointLandmarker
+
+    sample = read_dataset(w300_root, split="train")[0]
+    img, (x0, y0, x1, y1) = load_image(sample.image), sample.landmark_box()
+    w = img.shape[1]
+    plain = CheckpointLandmarker(tiny_checkpoint, tta=False)
+    np.testing.assert_allclose(plain(img, sample.landmark_box())[0],
+                               Predictor(tiny_checkpoint).predict(img, [sample.landmark_box()])[0].landmarks)
+    flip_only = CheckpointLandmarker(tiny_checkpoint)
+    flip_only.variants = ((1.0, 0.0, 0.0, True),)
+    got = flip_only(img, sample.landmark_box())[0]
+    mirrored = plain(np.ascontiguousarray(img[:, ::-1]), np.array([w - 1 - x1, y0, w - 1 - x0, y1]))[0]
+    back = np.stack([w - 1 - mirrored[:, 0], mirrored[:, 1]], axis=1)[list(get_scheme("300w").flip)]
+    np.testing.assert_allclose(got, back, atol=1e-3)
+    assert len(CheckpointLandmarker(tiny_checkpoint).variants) == 5
+
+
+def test_committed_teacher_loads_and_matches_its_card():
+    """The ImageNet-initialised teacher later work builds on: its sha256 is the card's, it loads, and its card
+    records where its starting weights came from."""
+    import hashlib
+    import re
+    from pathlib import Path
+
+    from kdmark.checkpoint import load_checkpoint
+
+    folder = Path(__file__).resolve().parents[1] / "models" / "300w-mbv2-heatmap-in1k"
+    card = (folder / "MODEL_CARD.md").read_text()
+    sha = re.search(r"sha256 `([0-9a-f]{64})`", card).group(1)
+    assert hashlib.sha256((folder / "best.ckpt").read_bytes()).hexdigest() == sha
+    model, payload = load_checkpoint(folder / "best.ckpt")
+    assert model.card["init"]["sha256"].startswith("b0353104") and model.card["num_points"] == 68
+    assert abs(payload["metrics"]["val"]["nme"] - 0.03553) < 5e-5

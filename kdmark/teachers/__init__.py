@@ -21,7 +21,7 @@ from kdmark.teachers.landmarkers import (
     fit_mesh_map,
 )
 
-__all__ = ["BLACK_BOX", "make_landmarker", "fuse", "Fused", "teacher_accuracy", "DlibLandmarker",
+__all__ = ["BLACK_BOX", "is_black_box", "make_landmarker", "fuse", "Fused", "teacher_accuracy", "DlibLandmarker",
            "MediaPipeLandmarker", "CheckpointLandmarker", "MeshMap", "fit_mesh_map", "TeacherError", "box_of",
            "PointTeacher"]
 
@@ -35,12 +35,18 @@ MEASURED_NME = {"dlib": 0.0309, "mediapipe": 0.0393}
 CONFIDENCE_SCALE = 0.05  # a point whose teachers spread by this share of the face's normaliser gets confidence e^-1
 
 
+def is_black_box(spec: str) -> bool:
+    return str(spec).split(":", 1)[0] in BLACK_BOX
+
+
 def make_landmarker(spec: str, **kwargs):
-    """``"dlib"``, ``"mediapipe"`` or a kdmark model file (``.ckpt`` / ``.onnx``)."""
+    """``"dlib"``, ``"mediapipe"`` (its 468 points mapped to 68), ``"mediapipe:MAP.npz"`` (mapped by a map fitted
+    with scripts/fit_mesh_map.py, e.g. to WFLW's 98 points) or a kdmark model file (``.ckpt`` / ``.onnx``)."""
     if spec == "dlib":
         return DlibLandmarker(**kwargs)
-    if spec == "mediapipe":
-        return MediaPipeLandmarker(**kwargs)
+    if spec == "mediapipe" or str(spec).startswith("mediapipe:"):
+        mesh_map = spec.split(":", 1)[1] if ":" in spec else None
+        return MediaPipeLandmarker(mesh_map=mesh_map, **kwargs)
     return CheckpointLandmarker(spec, **kwargs)
 
 
@@ -48,6 +54,8 @@ def teacher_accuracy(spec: str) -> float:
     """A teacher's measured NME: the table above for black boxes, the best validation NME in a checkpoint."""
     if spec in MEASURED_NME:
         return MEASURED_NME[spec]
+    if is_black_box(spec):  # a black box with a map fitted elsewhere: weigh it as the 68-point one
+        return MEASURED_NME[spec.split(":", 1)[0]]
     if str(spec).endswith(".ckpt"):
         from kdmark.checkpoint import read_checkpoint
 

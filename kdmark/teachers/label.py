@@ -159,11 +159,12 @@ def _shard(rank: int | None, world: int | None) -> tuple[int, int]:
 def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Path,
                  weights: Sequence[float] | None = None, min_confidence: float = 0.5, copy: bool = False,
                  rank: int | None = None, world: int | None = None, progress: bool = True,
-                 detector: Callable[[np.ndarray], list] | None = None, scheme: str = "300w") -> LabelReport:
+                 detector: Callable[[np.ndarray], list] | None = None, scheme: str | None = None) -> LabelReport:
     """Label the faces in ``inputs`` (files or folders) with ``teachers`` ("dlib", "mediapipe", checkpoint paths,
     or landmarker objects) into ``out``. ``weights``: one per teacher (default: inverse squared measured NME).
     Faces whose mean point confidence is below ``min_confidence`` are left out and counted. Images are linked into
-    ``out`` (``copy=True``: copied)."""
+    ``out`` (``copy=True``: copied). Every teacher must give the points of ``scheme`` (default: the first
+    teacher's)."""
     from tqdm.auto import tqdm
 
     from kdmark.data.images import load_image
@@ -180,6 +181,7 @@ def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Pa
     rank, world = _shard(rank, world)
     images = list_images(inputs)[rank::world]
     models = [make_landmarker(t) if isinstance(t, str) else t for t in teachers]
+    scheme = scheme or getattr(models[0], "scheme", "300w")  # the labels' scheme: the teachers'
     for name, m in zip(names, models):
         if m.num_points != get_scheme(scheme).num_points:
             raise TeacherError(f"teacher {name} gives {m.num_points} points; the labels are {scheme}")
