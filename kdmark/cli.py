@@ -276,7 +276,12 @@ def _data_label(args: argparse.Namespace) -> int:
             rank, world = (int(v) for v in args.shard.split("/"))
         except ValueError:
             raise TeacherError(f"--shard {args.shard!r}: expected RANK/WORLD, e.g. 0/4") from None
-    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    try:
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    except ValueError:
+        raise TeacherError(f"--weights {args.weights!r}: expected numbers separated by commas, e.g. 2,1") from None
+    if not 0.0 <= args.min_confidence <= 1.0:  # also refuses nan
+        raise TeacherError(f"--min-confidence {args.min_confidence}: expected a number from 0 to 1")
     report = label_images(args.inputs, args.teachers.split(","), args.out, weights, args.min_confidence, args.copy,
                           rank, world, progress=not args.quiet)
     print(f"{args.out}: {report.summary()}")

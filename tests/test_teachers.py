@@ -253,3 +253,16 @@ def test_committed_teacher_loads_and_matches_its_card():
     model, payload = load_checkpoint(folder / "best.ckpt")
     assert model.card["init"]["sha256"].startswith("b0353104") and model.card["num_points"] == 68
     assert abs(payload["metrics"]["val"]["nme"] - 0.03553) < 5e-5
+
+
+@pytest.mark.parametrize("args, says", [(["--weights", "x"], "--weights 'x': expected numbers"),
+                                        (["--min-confidence", "2"], "--min-confidence 2.0: expected a number"),
+                                        (["--shard", "4/2"], "--shard 4 of 2")])
+def test_data_label_bad_options_give_one_line(tmp_path, capsys, args, says):
+    from kdmark.cli import main
+
+    _photos(tmp_path / "in", 1)
+    assert main(["data", "label", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err, err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.pts"))
