@@ -266,3 +266,15 @@ def test_data_label_bad_options_give_one_line(tmp_path, capsys, args, says):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err, err
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.pts"))
+
+
+def test_confidence_scale_uses_the_schemes_normaliser_or_the_landmark_box():
+    from kdmark.schemes import get_scheme
+    from kdmark.teachers.label import _face_size
+
+    pts = np.zeros((19, 2))
+    pts[:, 0], pts[:, 1] = np.linspace(0, 40, 19), np.linspace(0, 10, 19)
+    assert _face_size(get_scheme("aflw").normaliser(), pts) == pytest.approx(20.0)  # its box normaliser: sqrt(40*10)
+    eyes = np.zeros((68, 2))
+    eyes[45, 0] = 30.0  # outer eye corners 36 and 45, 30 px apart
+    assert _face_size(get_scheme("300w").normaliser(), eyes) == pytest.approx(30.0)

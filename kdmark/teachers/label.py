@@ -145,6 +145,18 @@ def _write_table(out: Path, teachers: list[str]) -> Path:
     return atomic_write_text(out / "labels.csv", buf.getvalue())
 
 
+def _face_size(normaliser, points: np.ndarray) -> float:
+    """The scheme's NME normaliser of a face (e.g. inter-ocular); the landmark box's sqrt(area) for schemes whose
+    normaliser needs a dataset box."""
+    from kdmark.schemes import SchemeError
+
+    try:
+        return float(normaliser.distance(points[None])[0])
+    except SchemeError:
+        w, h = points.max(axis=0) - points.min(axis=0)
+        return float(np.sqrt(max(w * h, 1e-9)))
+
+
 def _shard(rank: int | None, world: int | None) -> tuple[int, int]:
     """This process's (rank, world): given, or from the launcher's environment (torchrun, SLURM), else (0, 1)."""
     if rank is None:
@@ -214,7 +226,7 @@ def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Pa
             for i, (box, det) in enumerate(found, 1):
                 answers = [m(image, box, detection=det) for m in models]
                 pts = np.stack([a[0] for a in answers])
-                norm = float(normaliser.distance(pts.mean(axis=0)[None])[0])
+                norm = _face_size(normaliser, pts.mean(axis=0))
                 fused = fuse(pts, weights, norm)
                 face = {"box": [float(v) for v in box], "points": np.round(fused.points, 3).tolist(),
                         "confidence": np.round(fused.confidence, 4).tolist(),
