@@ -85,14 +85,8 @@ _HOG = None
 
 
 def _done(out: Path) -> set[str]:
-    done = set()
-    for f in out.glob("labels*.jsonl"):
-        for line in f.read_text().splitlines():
-            try:
-                done.add(json.loads(line)["image"])
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by a kill: that photo is labelled again
-    return done
+    """Photos an earlier run finished (a line cut short by a kill does not count: that photo is labelled again)."""
+    return {r["image"] for r in _records(out) if "image" in r}
 
 
 def _records(out: Path) -> list[dict]:
@@ -100,9 +94,11 @@ def _records(out: Path) -> list[dict]:
     for f in sorted(out.glob("labels*.jsonl")):
         for line in f.read_text().splitlines():
             try:
-                recs.append(json.loads(line))
+                rec = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(rec, dict):  # a cut line can still parse (e.g. a bare number): skip it too
+                recs.append(rec)
     return recs
 
 
