@@ -118,7 +118,10 @@ def _fit(args: argparse.Namespace, distill: bool) -> int:
         from kdmark.runs import distill as run
     else:
         from kdmark.train import train as run
-    result = run(load_config(DistillConfig if distill else TrainConfig, args.recipe, args.overrides))
+    recipe, overrides = args.recipe, list(args.overrides)
+    if recipe is not None and "=" in recipe and not Path(recipe).is_file():  # `kdmark train data.root=X`: no recipe
+        recipe, overrides = None, [recipe, *overrides]
+    result = run(load_config(DistillConfig if distill else TrainConfig, recipe, overrides))
     best = result.metrics.get("best_val_nme")
     if result.rank == 0:
         print(f"best checkpoint: {result.best_checkpoint} (val NME {best * 100:.3f}% at epoch "
@@ -215,6 +218,29 @@ def _predict(args: argparse.Namespace) -> int:
     from kdmark.predict_cli import run_predict
 
     return run_predict(args)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from kdmark import zoo
+
+    if args.name:
+        try:
+            print(zoo.get(args.name).card.read_text())
+        except KeyError as err:
+            raise FileNotFoundError(err.args[0]) from None
+        return 0
+    rows = [("name", "NME 300-W val", "size", "ms/face", "summary")]
+    for m in zoo.models():
+        i = m.info
+        rows.append((m.name + (" (default)" if m.name == zoo.DEFAULT else ""), f"{i['nme']:.3%}",
+                     f"{i['size_bytes'] / 1e6:.2f} MB", f"{i['latency_ms']:.2f}", m.summary))
+    widths = [max(len(r[k]) for r in rows) for k in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
+    print("NME: inter-ocular, kdmark's 119 held-out 300-W training faces; size: the file predict runs; ms/face: "
+          "onnxruntime, batch 1, 1 thread, this package's measurement (kdmark bench NAME re-measures here). "
+          "Terms: kdmark models NAME")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -361,12 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
     lb.set_defaults(func=_data_label)
 
     tr = verbs.add_parser("train", help="train a landmark detector from a recipe")
-    tr.add_argument("recipe", help="YAML recipe (see recipes/)")
+    tr.add_argument("recipe", nargs="?", default=None,
+                    help="YAML recipe (see recipes/); none: the built-in defaults and the overrides")
     tr.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=10 data.root=PATH")
     tr.set_defaults(func=_train)
 
     di = verbs.add_parser("distill", help="train a student with frozen teachers and distillation losses")
-    di.add_argument("recipe", help="YAML recipe (see recipes/)")
+    di.add_argument("recipe", nargs="?", default=None,
+                    help="YAML recipe (see recipes/); none: the built-in defaults and the overrides")
     di.add_argument("overrides", nargs="*", help="key=value overrides, e.g. teachers=[t.ckpt] kd.heatmap=100")
     di.set_defaults(func=_distill)
 
@@ -396,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_eval)
 
     ex = verbs.add_parser("export", help="export a checkpoint to ONNX (parity-checked), optionally INT8")
-    ex.add_argument("checkpoint")
+    ex.add_argument("checkpoint", help="a .ckpt or a zoo name")
     ex.add_argument("--format", default="onnx", choices=["onnx"])
     ex.add_argument("--out", default=None, help="output .onnx (default: beside the checkpoint)")
     ex.add_argument("--opset", type=int, default=17)
@@ -408,8 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=_export)
 
     pr = verbs.add_parser("predict", help="landmarks for images, folders and videos")
-    pr.add_argument("model", help=".ckpt or .onnx")
-    pr.add_argument("inputs", nargs="+", help="images, folders of images, or videos")
+    pr.add_argument("inputs", nargs="+", metavar="[MODEL] INPUT",
+                    help="optionally a model first (zoo name, .ckpt or .onnx; default kdmark-68-s), then images, "
+                         "folders of images, or videos")
+    pr.add_argument("--model", default=None, help="zoo name, .ckpt or .onnx (default: kdmark-68-s)")
     pr.add_argument("--boxes", default=None, help="JSON: image file name -> [[x0, y0, x1, y1], ...]")
     pr.add_argument("--json", default=None, help="write results here (file name -> faces)")
     pr.add_argument("--draw", default=None, help="folder for images (and videos) with landmarks drawn")
@@ -418,8 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-smooth", action="store_true", help="video: no One-Euro smoothing")
     pr.set_defaults(func=_predict)
 
+    mo = verbs.add_parser("models", help="the trained models shipped with kdmark: NME, size, latency, card")
+    mo.add_argument("name", nargs="?", default=None, help="print this model's card")
+    mo.set_defaults(func=_models)
+
     be = verbs.add_parser("bench", help="params, MACs, size, latency (torch, ONNX fp32/int8), accuracy, vs dlib")
-    be.add_argument("model", help="a .ckpt")
+    be.add_argument("model", help="a zoo name (kdmark models) or a .ckpt")
     be.add_argument("--data", default=None, help="dataset to measure accuracy on (and calibrate INT8 with)")
     be.add_argument("--split", default=None)
     be.add_argument("--vs", default=None, choices=["dlib"], help="also run dlib's 68-point predictor")

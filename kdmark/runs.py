@@ -17,12 +17,13 @@ from kdmark.distill import (
     PooledFeatureKD,
     Teacher,
 )
-from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
+from kdmark.models.landmark_net import LandmarkNet, codec_for
 from kdmark.train import (
     Data,
     RunResult,
     TrainingError,
     build_data,
+    build_student,
     cache_faces,
     fit,
     make_fabric,
@@ -122,8 +123,7 @@ def distill(cfg: DistillConfig) -> RunResult:
     """
     fabric = make_fabric(cfg)
     data = add_unlabelled(cfg, build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size)))
-    student = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
-    student.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}
+    student = build_student(cfg, data)
     heatmap_size = cfg.data.input_size // cfg.model.heatmap_stride
     teachers = [make_teacher(spec, cfg, student.codec, heatmap_size) for spec in cfg.teachers]
     for spec, t in zip(cfg.teachers, teachers):

@@ -384,6 +384,40 @@ def validate(model: LandmarkNet, data: Data, fabric=None) -> tuple[Metrics, np.n
     return score_samples(data.val.samples, full, data.scheme, data.normaliser)
 
 
+def build_student(cfg: TrainConfig, data: Data) -> LandmarkNet:
+    """The model a run trains: ``cfg.model`` for ``data``'s scheme, started from ``cfg.init_from`` when given (every
+    job that trains calls this, so ``init_from`` means the same for train, distill and prune).
+
+    ``init_from`` may be a pruned checkpoint (the model takes its slimmer channels) or a model of another scheme
+    (e.g. a 68-point zoo model fine-tuned to 98 or 5 points): every tensor whose name and shape fit is loaded and
+    one line says what was left at its initial values."""
+    model = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
+    model.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}  # how to crop at inference
+    if not cfg.init_from:
+        return model
+    init, payload = load_checkpoint(cfg.init_from)
+    if (init.card["backbone"], init.card["head"]) != (model.card["backbone"], model.card["head"]):
+        raise TrainingError(f"init_from={cfg.init_from}: a {init.card['backbone']} {init.card['head']} model cannot "
+                            f"start a {model.card['backbone']} {model.card['head']} one (set model.backbone/head "
+                            "to match it)")
+    if payload.get("channel_spec"):
+        from kdmark.prune import apply_channel_spec
+
+        apply_channel_spec(model, payload["channel_spec"])
+    own, theirs = model.state_dict(), init.state_dict()
+    fits = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}
+    left = [k for k in own if k not in fits]
+    if left and init.card["num_points"] == model.card["num_points"]:
+        raise TrainingError(f"init_from={cfg.init_from}: its weights do not fit model {model.card['model']} "
+                            f"(first misfit: {left[0]})")
+    model.load_state_dict(fits, strict=False)
+    if left:
+        print(f"kdmark: init_from={cfg.init_from} ({init.card['scheme']}): loaded {len(fits)} tensors, left "
+              f"{len(left)} at their initial values for {data.scheme.name} ({', '.join(left[:3])}"
+              f"{', ...' if len(left) > 3 else ''})")
+    return model
+
+
 def make_fabric(cfg: TrainConfig):
     from lightning.fabric import Fabric
 
@@ -425,13 +459,7 @@ def train(cfg: TrainConfig) -> RunResult:
     """
     fabric = make_fabric(cfg)
     data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size))
-    model = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
-    model.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}  # how to crop at inference
-    if cfg.init_from:
-        init, _ = load_checkpoint(cfg.init_from)
-        if init.card["num_points"] != model.card["num_points"]:
-            raise DatasetError(cfg.init_from, f"is a {init.card['scheme']} model; the data is {data.scheme.name}")
-        model.load_state_dict(init.state_dict())
+    model = build_student(cfg, data)
     cache_faces(cfg, data, fabric)
     out = prepare_run(cfg, fabric)  # only now: a run that fails on its inputs leaves an earlier run untouched
     return fit(cfg, fabric, build_task(cfg, model), model, data, out)
