@@ -210,6 +210,7 @@ class PruneConfig:
     ratio: float = 0.5  # share of filters removed from every prunable layer (floor(C * ratio))
     importance: Literal["reconstruction", "l1", "l2", "taylor"] = "reconstruction"
     schedule: Literal["layerwise", "global"] = "layerwise"  # layerwise: top layer down, retraining after each
+    scope: Literal["hidden", "all"] = "hidden"  # hidden: inverted-residual inner channels; all: residual ones too
     samples: int = 32  # L: training images the scores are computed on
     teacher: str = "student"  # retraining teacher: "student" (the unpruned checkpoint) or a checkpoint path
     kd_weight: float = 1.0  # w in LOSS + w * loss3 while retraining (0: plain supervised retraining)

@@ -45,20 +45,29 @@ def _graph(model: nn.Module, size: int) -> tp.DependencyGraph:
                                                  output_transform=first_output)
 
 
-def prunable_layers(model: nn.Module, size: int) -> tuple[tp.DependencyGraph, list[PrunableLayer]]:
-    """The dependency graph and the prunable layers of a LandmarkNet, bottom to top (module order)."""
+def prunable_layers(model: nn.Module, size: int, residual: bool = False
+                    ) -> tuple[tp.DependencyGraph, list[PrunableLayer]]:
+    """The dependency graph and the prunable layers of a LandmarkNet, bottom to top (module order). ``residual``
+    adds the channels tied across blocks by residual additions (each such group pruned as one layer) and the head's
+    inner channels: the whole network gets slimmer, as a narrower width multiplier would make it, keeping its
+    trained weights; only the layers that emit heatmaps or coordinates keep their width."""
     was_training = model.training
     model.eval()
     graph = _graph(model, size)
     model.train(was_training)
     names = {m: n for n, m in model.named_modules()}
-    head = set(model.head.modules())
+    k = model.card["num_points"]
+    outputs = {m for m in model.head.modules()  # the layers that emit heatmaps or coordinates keep their width
+               if getattr(m, "out_channels", getattr(m, "out_features", None)) in (k, 2 * k)}
+    frozen = outputs if residual else set(model.head.modules())
     layers = []
-    for group in graph.get_all_groups(ignored_layers=list(head), root_module_types=[nn.Conv2d]):
+    for group in graph.get_all_groups(ignored_layers=list(frozen), root_module_types=[nn.Conv2d]):
         targets = [item.dep.target for item in group]
-        if any(t.module in head for t in targets):
+        if any(t.module in frozen and (not residual or item.dep.handler.__name__ != "prune_in_channels")
+               for t, item in zip(targets, group)):
             continue
-        if any(isinstance(t.module, tp.ops._ElementWiseOp) and "Add" in str(t.module._grad_fn) for t in targets):
+        if not residual and any(isinstance(t.module, tp.ops._ElementWiseOp) and "Add" in str(t.module._grad_fn)
+                                for t in targets):
             continue  # residual-tied channels: pruning them would cut across blocks
         root = group[0].dep.target.module
         consumers = [item.dep.target.module for item in group if item.dep.handler.__name__ == "prune_in_channels"

@@ -63,7 +63,7 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
     cache_faces(dcfg, data, fabric)
     size = model.card["input_size"]
     before = measure(model, data, size, Path(cfg.checkpoint))
-    graph, layers = prunable_layers(model, size)
+    graph, layers = prunable_layers(model, size, residual=cfg.scope == "all")
     plain = LandmarkDataset(data.train.samples[: cfg.samples], data.scheme, model.codec, size, None,
                             dcfg.data.margin, dcfg.data.use_box, cache=False)  # L training faces, not augmented
     images = torch.stack([plain[i]["image"] for i in range(len(plain))])

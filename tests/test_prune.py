@@ -129,3 +129,22 @@ def test_prune_cli_with_distillation_retraining(tiny_checkpoint, w300_root, tmp_
     assert "train_loss_kd_pooled_feature" in (tmp_path / "finetune" / "metrics.csv").read_text()
     model, _ = load_checkpoint(tmp_path / "pruned.ckpt")
     assert "val_nme" in capsys.readouterr().out
+
+
+def test_scope_all_slims_residual_and_head_channels_and_reloads_identically(tmp_path):
+    """scope=all: the channels tied by residual additions and the head's inner channels are pruned too (a narrower
+    network keeping its trained weights); only the layers emitting heatmaps keep their width."""
+    model = _model()
+    hidden = {layer.name for layer in prunable_layers(model, 64)[1]}
+    graph, layers = prunable_layers(model, 64, residual=True)
+    names = {layer.name for layer in layers}
+    assert hidden < names and any(n.startswith("head.") for n in names) and "head.out" not in names
+    params = count_params(model)
+    x = torch.rand(4, 3, 64, 64)
+    for layer in layers:
+        prune_layer(graph, layer, 0.5, score_layer(model, graph, layer, "l2", x))
+    model.channel_spec = channel_spec(model, layers)
+    assert count_params(model) < params * 0.4  # about (1 - 0.5)^2 of every pruned conv
+    assert model.head.out.out_channels == 5 and model(x)["heatmaps"].shape == (4, 5, 16, 16)
+    again, _ = load_checkpoint(save_checkpoint(tmp_path / "slim.ckpt", model))
+    assert torch.equal(again(x)["heatmaps"], model(x)["heatmaps"])
