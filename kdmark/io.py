@@ -26,8 +26,19 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: str | Path, writer: Callable[[BinaryIO], object]) -> Path:
-    """Call ``writer(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    """Call ``writer(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    Only regular files are ever replaced: a symlink is written through to its target (the link stays), and a FIFO,
+    character device or socket (``--json /dev/stdout``, a named pipe) is streamed to directly."""
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        if path.is_dir():
+            raise IsADirectoryError(f"{path}: is a folder, not a file to write")
+        with open(path, "wb") as f:  # a pipe or a device: no temporary file, no rename
+            writer(f)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

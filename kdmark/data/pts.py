@@ -9,12 +9,12 @@ are returned 0-based.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from kdmark.data.records import DatasetError
+from kdmark.io import atomic_write_text
 
 __all__ = ["read_pts", "write_pts"]
 
@@ -86,7 +86,4 @@ def write_pts(path: str | Path, points: np.ndarray, version: str = "1") -> None:
     if not all(math.isfinite(v) for v in pts.ravel()):
         raise DatasetError(path, "refusing to write non-finite coordinates")
     body = "".join(f"{x:.6f} {y:.6f}\n" for x, y in pts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"version: {version}\nn_points:  {len(pts)}\n{{\n{body}}}\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, f"version: {version}\nn_points:  {len(pts)}\n{{\n{body}}}\n")
