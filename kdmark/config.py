@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -79,6 +80,15 @@ class DataConfig:
     # pseudo-labelled (or other) folders added to the training faces, e.g. [{root: labels/, weight: 0.5}]
     extra: tuple[ExtraData, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.input_size < 32 or self.input_size % 32:
+            raise ValueError(f"input_size: must be a positive multiple of 32 (the backbone's stride), got "
+                             f"{self.input_size}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction: must be in [0, 1), got {self.val_fraction}")
+        if self.num_workers < 0 or (self.max_samples is not None and self.max_samples < 1):
+            raise ValueError("num_workers: must be >= 0 (and max_samples >= 1)")
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -137,6 +147,10 @@ class OptimConfig:
     warmup_epochs: float = 1.0
     grad_clip: float | None = 5.0
 
+    def __post_init__(self) -> None:
+        if self.lr < 0 or self.weight_decay < 0:
+            raise ValueError(f"lr: lr and weight_decay must be >= 0, got {self.lr} and {self.weight_decay}")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -167,6 +181,14 @@ class TrainConfig:
     val_every: int = 1
     progress: bool = True
     tensorboard: bool = False
+    overwrite: bool = False  # replace a finished or stopped run in out_dir (otherwise refused; resume=true continues)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "val_every", "devices", "num_nodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps: must be at least 1 (or null), got {self.max_steps}")
 
 
 @dataclass(frozen=True)
@@ -278,8 +300,15 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string; Python reads it as a number
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
@@ -300,7 +329,9 @@ def from_dict(cls: type, data: dict, where: str = "") -> Any:
         kwargs[key] = _coerce(value, hints[key], path)
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as err:
+    except ValueError as err:  # a range check: the message starts with the setting's name
+        raise ConfigError(f"{where + '.' if where else ''}{err}") from None
+    except TypeError as err:
         raise ConfigError(f"{where or cls.__name__}: {err}") from None
 
 
@@ -343,6 +374,8 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list[str] 
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of settings at the top level")
         data = loaded or {}
+    from_file = _dotted_keys(data)
+    overridden = set()
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key=value (e.g. epochs=10)")
@@ -352,11 +385,23 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list[str] 
         except yaml.YAMLError:
             value = raw
         _set_dotted(data, key.strip(), value)
-    where = f"{path}" if path else ""
+        overridden.add(key.strip())
     try:
         return from_dict(cls, data)
     except ConfigError as err:
-        raise ConfigError(f"{where}: {err}" if where else str(err)) from None
+        blamed = str(err).split(":", 1)[0].strip("'")
+        if blamed in overridden or not path or (blamed not in from_file and "." in blamed):
+            raise ConfigError(f"command line: {err}" if overridden else str(err)) from None
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def _dotted_keys(data: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for k, v in data.items():
+        keys.add(f"{prefix}{k}")
+        if isinstance(v, dict):
+            keys |= _dotted_keys(v, f"{prefix}{k}.")
+    return keys
 
 
 def flatten_overrides(data: dict, prefix: str = "") -> list[str]:

@@ -8,6 +8,7 @@ validation NME and atomic checkpoints every epoch. Distillation reuses all of it
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -344,6 +345,7 @@ def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, dat
         fabric.barrier()
         if final:
             break
+    release_run(out)
     return RunResult(out, best, last, {**metrics, "best_val_nme": state["best"], "best_epoch": state["best_epoch"]},
                      fabric.global_rank)
 
@@ -440,11 +442,53 @@ def cache_faces(cfg: TrainConfig, data: Data, fabric) -> None:
         fabric.print(f"kdmark: skipped {line}")
 
 
+_LOCKS: dict[str, object] = {}  # run folder -> its open, flock-ed lock file (released when the process ends)
+
+
+def _lock_run(out: Path) -> None:
+    """Hold an exclusive lock on ``out/.lock`` so a second process cannot train into the same folder."""
+    import fcntl
+
+    key = str(out.resolve())
+    if key in _LOCKS:
+        return
+    f = open(out / ".lock", "a+")  # noqa: SIM115 - held open for the life of the run
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        owner = f.read().strip() or "another process"
+        f.close()
+        raise TrainingError(f"{out}: another kdmark process ({owner}) is training in this folder; wait for it or "
+                            "choose another out_dir") from None
+    f.truncate(0)
+    f.write(f"pid {os.getpid()}")
+    f.flush()
+    _LOCKS[key] = f
+
+
+def release_run(out: Path) -> None:
+    """Unlock a run folder this process locked (a killed process releases its lock by exiting; the file stays)."""
+    f = _LOCKS.pop(str(Path(out).resolve()), None)
+    if f is not None:
+        (Path(out) / ".lock").unlink(missing_ok=True)
+        f.close()
+
+
 def prepare_run(cfg: TrainConfig, fabric) -> Path:
-    """Create the run folder and save the resolved config beside the run (rank 0)."""
+    """Create the run folder, lock it, refuse to overwrite an earlier run (unless ``overwrite`` or ``resume``),
+    and save the resolved config beside the run (rank 0)."""
     out = Path(cfg.out_dir)
     if fabric.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
+        _lock_run(out)
+        last = out / "last.ckpt"
+        earlier = [n for n in ("best.ckpt", "last.ckpt") if (out / n).is_file()]
+        if cfg.resume and not last.is_file():
+            fabric.print(f"kdmark: resume=true but {last} does not exist: starting a new run")
+        elif earlier and not cfg.resume and not cfg.overwrite:
+            raise TrainingError(f"{out}: holds an earlier run ({', '.join(earlier)}); resume=true continues it, "
+                                "overwrite=true replaces it, or choose another out_dir")
         atomic_write_bytes(out / "config.yaml", lambda f: f.write(dump_config(cfg).encode()))
     return out
 

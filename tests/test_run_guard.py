@@ -1,0 +1,77 @@
+"""A run folder is never silently overwritten or shared (issue 20.2, 20.8): a finished run is refused unless
+overwrite=true (resume=true continues it), a folder another process trains in is refused, resume=true without
+last.ckpt says so, and impossible settings are one line naming the setting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from kdmark.cli import main
+
+TINY = ["model.backbone=mobilenetv2_050", "model.head_channels=16", "data.input_size=64", "batch_size=8",
+        "data.num_workers=0", "progress=false", "data.max_samples=24", "epochs=1", "max_steps=1"]
+
+
+def _train(root, out, *extra):
+    return main(["train", f"data.root={root}", *TINY, f"out_dir={out}", *extra])
+
+
+def _errors(capsys):
+    return [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("kdmark: error")]
+
+
+def test_a_finished_run_is_refused_then_replaced_on_request(w300_root, tmp_path, capsys):
+    assert _train(w300_root, tmp_path) == 0
+    before = (tmp_path / "best.ckpt").read_bytes()
+    capsys.readouterr()
+    assert _train(w300_root, tmp_path, "seed=1") == 2
+    errors = _errors(capsys)
+    assert len(errors) == 1 and "holds an earlier run" in errors[0] and "overwrite=true" in errors[0]
+    assert (tmp_path / "best.ckpt").read_bytes() == before
+    assert _train(w300_root, tmp_path, "seed=1", "overwrite=true") == 0
+    assert (tmp_path / "best.ckpt").read_bytes() != before
+
+
+def test_a_folder_locked_by_another_process_is_refused(w300_root, tmp_path, capsys):
+    tmp_path.mkdir(exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time\n"
+        f"f = open({str(tmp_path / '.lock')!r}, 'a+'); fcntl.flock(f, fcntl.LOCK_EX); f.write('pid 4242'); "
+        "f.flush(); print('locked', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert _train(w300_root, tmp_path) == 2
+        errors = _errors(capsys)
+        assert len(errors) == 1 and "another kdmark process (pid 4242)" in errors[0]
+        assert not (tmp_path / "config.yaml").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_resume_without_last_checkpoint_says_so(w300_root, tmp_path, capsys):
+    assert _train(w300_root, tmp_path, "resume=true") == 0
+    assert "resume=true but" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("setting, needle", [
+    ("epochs=0", "epochs: must be at least 1"), ("epochs=-3", "epochs: must be at least 1"),
+    ("batch_size=0", "batch_size: must be at least 1"), ("data.input_size=30", "data.input_size: must be"),
+    ("data.input_size=0", "data.input_size: must be"), ("optim.lr=.nan", "optim.lr: expected a finite number"),
+])
+def test_impossible_settings_are_one_line(w300_root, tmp_path, capsys, setting, needle):
+    assert _train(w300_root, tmp_path, setting) == 2
+    errors = _errors(capsys)
+    assert len(errors) == 1 and needle in errors[0] and errors[0].startswith("kdmark: error: command line:")
+
+
+def test_numbers_as_python_writes_them(tmp_path):
+    from kdmark.config import TrainConfig, load_config
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("optim:\n  lr: 5e-4\n")
+    assert load_config(TrainConfig, recipe, []).optim.lr == 5e-4
+    assert load_config(TrainConfig, recipe, ["optim.lr=1e-3"]).optim.lr == 1e-3
