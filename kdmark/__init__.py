@@ -2,24 +2,50 @@
 
 Example:
     >>> import kdmark
+    >>> faces = kdmark.Predictor().predict("photo.jpg")   # the shipped kdmark-68-s; faces[0].landmarks: (68, 2)
     >>> ds = kdmark.read_dataset("../shared/data/300w", split="train")
     >>> metrics, per_image = kdmark.compute_metrics(pred, gt, ds.scheme)
+
+The names below are imported on first use, so ``import kdmark`` is cheap.
 """
 
-from kdmark.data import Dataset, DatasetError, Sample, read_dataset
-from kdmark.metrics import Metrics, compute_metrics
-from kdmark.schemes import LandmarkScheme, get_scheme
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "__version__",
-    "read_dataset",
-    "Dataset",
-    "Sample",
-    "DatasetError",
-    "LandmarkScheme",
-    "get_scheme",
-    "compute_metrics",
-    "Metrics",
-]
+_API = {  # public name -> module that defines it
+    "Predictor": "kdmark.predict",
+    "Face": "kdmark.predict",
+    "train": "kdmark.train",
+    "distill": "kdmark.runs",
+    "prune": "kdmark.prune_run",
+    "evaluate": "kdmark.evaluate",
+    "export_onnx": "kdmark.export",
+    "load_checkpoint": "kdmark.checkpoint",
+    "load_config": "kdmark.config",
+    "read_dataset": "kdmark.data",
+    "Dataset": "kdmark.data",
+    "Sample": "kdmark.data",
+    "DatasetError": "kdmark.data",
+    "LandmarkScheme": "kdmark.schemes",
+    "get_scheme": "kdmark.schemes",
+    "compute_metrics": "kdmark.metrics",
+    "Metrics": "kdmark.metrics",
+    "zoo": "kdmark.zoo",  # the shipped models: kdmark.zoo.models(), kdmark.zoo.get("kdmark-68-s")
+}
+_RENAMED = {"prune": "prune_checkpoint"}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'kdmark' has no attribute {name!r}")
+    module = import_module(_API[name])
+    value = module if module.__name__ == f"kdmark.{name}" else getattr(module, _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -129,7 +129,9 @@ def bench(model_path: str | Path, data: str | Path | None = None, split: str | N
     from kdmark.data.transforms import apply_affine
     from kdmark.evaluate import score_samples
     from kdmark.schemes import get_scheme
+    from kdmark.zoo import resolve
 
+    model_path = resolve(str(model_path))  # a zoo name measures the shipped checkpoint
     model, payload = load_checkpoint(model_path)
     card = model.card
     size, scheme = card["input_size"], get_scheme(card["scheme"])

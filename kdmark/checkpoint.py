@@ -36,8 +36,11 @@ def save_checkpoint(path: str | Path, model: LandmarkNet, config: dict | None = 
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """The raw checkpoint dict (``weights_only=True``: no code from the file is ever run)."""
-    path = Path(path)
+    """The raw checkpoint dict (``weights_only=True``: no code from the file is ever run). ``path`` may be a zoo
+    model's name (``kdmark-68-s``)."""
+    from kdmark.zoo import resolve
+
+    path = Path(resolve(str(path)))
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:

@@ -2,7 +2,7 @@
 file, on PyTorch or onnxruntime. Faces come from ``boxes`` or from dlib's HOG detector.
 
 Example:
-    >>> p = kdmark.Predictor("runs/300w_mbv2_heatmap/best.ckpt")
+    >>> p = kdmark.Predictor()                            # the shipped kdmark-68-s; or a zoo name, .ckpt, .onnx
     >>> faces = p.predict("photo.jpg")                    # dlib finds the faces
     >>> faces[0].landmarks.shape, faces[0].scores.shape   # (68, 2) image pixels, (68,) per-point confidence
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kdmark import zoo
 from kdmark.checkpoint import load_checkpoint
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
@@ -106,9 +107,12 @@ class _OnnxBackend:
 
 
 def _load(model, backend: str, threads: int | None):
-    """(callable backend, card) for a LandmarkNet, a .ckpt or a .onnx file."""
+    """(callable backend, card) for a LandmarkNet, a zoo model's name, a .ckpt or a .onnx file."""
     if isinstance(model, torch.nn.Module):
         return _TorchBackend(model, threads), model.card
+    if zoo.is_zoo_name(model):  # a zoo model runs from its shipped ONNX file unless torch is asked for
+        entry = zoo.get(model)
+        model = entry.onnx if entry.onnx is not None and backend != "torch" else entry.checkpoint
     path = Path(model)
     if path.suffix == ".onnx" or backend == "onnx":
         from kdmark.export import export_onnx, read_onnx_card
@@ -128,15 +132,16 @@ class Predictor:
     """Landmarks for the faces in an image.
 
     Args:
-        model: a ``.ckpt`` or ``.onnx`` path, or a LandmarkNet.
+        model: a zoo model's name (default ``kdmark-68-s``, see ``kdmark models``), a ``.ckpt`` or ``.onnx`` path,
+            or a LandmarkNet.
         backend: "torch", "onnx" or "auto" (by file type).
         threads: CPU threads for inference (None: the library default).
         margin: crop margin around the face box (None: as in training).
         batch_size: faces per forward pass.
     """
 
-    def __init__(self, model, backend: str = "auto", threads: int | None = None, margin: float | None = None,
-                 batch_size: int = 32):
+    def __init__(self, model=zoo.DEFAULT, backend: str = "auto", threads: int | None = None,
+                 margin: float | None = None, batch_size: int = 32):
         self.run, self.card = _load(model, backend, threads)
         crop = self.card.get("crop", {})
         self.margin = margin if margin is not None else crop.get("margin", 0.15)

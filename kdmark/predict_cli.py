@@ -99,8 +99,23 @@ def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool) ->
     return frames
 
 
+def _model_and_inputs(args) -> tuple[str, list[str]]:
+    """``kdmark predict [MODEL] INPUT...``: the first item is the model when it names one (a zoo name, or a .ckpt or
+    .onnx file followed by inputs); otherwise every item is an input and the default zoo model runs."""
+    from kdmark import zoo
+
+    items = list(args.inputs)
+    if args.model is not None:
+        return args.model, items
+    first = items[0]
+    if zoo.is_zoo_name(first) or (len(items) > 1 and Path(first).suffix.lower() in (".ckpt", ".onnx")):
+        return first, items[1:]
+    return zoo.DEFAULT, items
+
+
 def run_predict(args) -> int:
-    predictor = Predictor(args.model, backend=args.backend, batch_size=args.batch_size)
+    model, args.inputs = _model_and_inputs(args)
+    predictor = Predictor(model, backend=args.backend, batch_size=args.batch_size)
     boxes = _load_boxes(args.boxes)
     draw = Path(args.draw) if args.draw else None
     if draw is not None:

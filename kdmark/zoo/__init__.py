@@ -1,0 +1,76 @@
+"""kdmark's model zoo: trained 68-point models shipped inside the package, usable by name anywhere a checkpoint
+path is (``Predictor("kdmark-68-m")``, ``kdmark predict``, ``teachers=[kdmark-68-teacher]``,
+``init_from=kdmark-68-s``, ``kdmark bench kdmark-68-s``). Nothing is downloaded or rebuilt at run time: the files
+are package data, found through ``importlib.resources``; ``models.json`` holds what ``kdmark models`` lists and each
+``NAME.md`` is the model card (training data and the licence terms it inherits, recipe, metrics, sha256).
+
+This module imports neither torch nor timm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["DEFAULT", "ZooModel", "models", "get", "resolve", "is_zoo_name", "sha256_of"]
+
+DEFAULT = "kdmark-68-s"  # what ``kdmark predict photo.jpg`` and ``kdmark.Predictor()`` use
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str
+    checkpoint: Path  # the kdmark checkpoint (weights + card)
+    onnx: Path | None  # the exported ONNX file, when one ships (the fast path of Predictor)
+    card: Path  # the model card (markdown)
+    info: dict  # the models.json entry: summary, sha256, measured NME / size / latency
+
+    @property
+    def summary(self) -> str:
+        return self.info.get("summary", "")
+
+
+def _folder() -> Path:
+    return Path(str(resources.files("kdmark.zoo")))
+
+
+@cache
+def _index() -> dict[str, dict]:
+    path = _folder() / "models.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def models() -> list[ZooModel]:
+    """Every zoo model shipped with this installation, in the order of ``models.json``."""
+    return [get(name) for name in _index()]
+
+
+def is_zoo_name(spec) -> bool:
+    return isinstance(spec, str) and spec in _index()
+
+
+def get(name: str) -> ZooModel:
+    info = _index().get(name)
+    if info is None:
+        known = ", ".join(_index()) or "none shipped"
+        raise KeyError(f"{name}: not a kdmark zoo model (known: {known})")
+    folder = _folder()
+    onnx = folder / info["onnx"] if info.get("onnx") else None
+    return ZooModel(name, folder / info["checkpoint"], onnx, folder / f"{name}.md", info)
+
+
+def resolve(spec):
+    """The checkpoint file for a zoo name; any other value (a path, a module) is returned unchanged."""
+    return get(spec).checkpoint if is_zoo_name(spec) else spec
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
