@@ -174,44 +174,21 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from kdmark.export import export_onnx, quantize_int8
+    from kdmark.export import export_onnx, export_onnx_int8
 
-    out = Path(args.out or Path(args.checkpoint).with_suffix(".onnx"))
-    res = export_onnx(args.checkpoint, out, opset=args.opset, tolerance=args.tolerance)
-    print(f"wrote {res.path} ({res.size_bytes / 1e6:.2f} MB); |ONNX - PyTorch|: points max {res.max_abs_error:.2e} "
-          f"px, raw output {res.raw_error:.1e} of its range")
+    out = Path(args.out or Path(args.checkpoint).with_suffix(".onnx"))  # a zoo name: NAME.onnx here
     if args.int8:
         if not args.calibration:
             raise DatasetError("--int8", "needs --calibration PATH: real faces to calibrate activation ranges on")
-        report = _int8_report(args, res.path, out.with_name(out.stem + ".int8.onnx"), quantize_int8)
+        res, report = export_onnx_int8(args.checkpoint, out, args.calibration, args.calibration_faces,
+                                       opset=args.opset, tolerance=args.tolerance)
+    else:
+        res, report = export_onnx(args.checkpoint, out, opset=args.opset, tolerance=args.tolerance), None
+    print(f"wrote {res.path} ({res.size_bytes / 1e6:.2f} MB); |ONNX - PyTorch|: points max {res.max_abs_error:.2e} "
+          f"px, raw output {res.raw_error:.1e} of its range")
+    if report:
         print(report)
     return 0
-
-
-def _int8_report(args, fp32_path: Path, int8_path: Path, quantize) -> str:
-    """Quantise on the calibration faces and report the accuracy cost on them (FP32 vs INT8 NME)."""
-    import numpy as np
-
-    from kdmark.bench import _crops
-    from kdmark.data import read_dataset
-    from kdmark.data.transforms import apply_affine
-    from kdmark.evaluate import score_samples
-    from kdmark.export import onnx_session, read_onnx_card
-    from kdmark.schemes import get_scheme
-
-    card = read_onnx_card(fp32_path)
-    ds = read_dataset(args.calibration, scheme=card["scheme"])
-    samples = ds.samples[: args.calibration_faces]
-    crops, back = _crops(samples, card, [s.landmark_box() for s in samples])
-    quantize(fp32_path, int8_path, crops)
-    scores = {}
-    for name, path in (("fp32", fp32_path), ("int8", int8_path)):
-        pts = onnx_session(path).run(None, {"image": crops})[0]
-        img = np.stack([apply_affine(p.astype(np.float64), m) for p, m in zip(pts, back)])
-        scores[name], _, _ = score_samples(samples, img, get_scheme(card["scheme"]), ds.normaliser)
-    cost = (scores["int8"].nme - scores["fp32"].nme) * 100
-    return (f"wrote {int8_path} ({int8_path.stat().st_size / 1e6:.2f} MB); on {len(samples)} calibration faces: "
-            f"NME fp32 {scores['fp32'].nme * 100:.3f}%  int8 {scores['int8'].nme * 100:.3f}%  ({cost:+.3f} points)")
 
 
 def _predict(args: argparse.Namespace) -> int:

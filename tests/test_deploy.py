@@ -155,3 +155,15 @@ def test_onnx_that_is_not_kdmark(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="not a loadable ONNX model"):
         Predictor(tmp_path / "junk.onnx")
+
+
+def test_failed_int8_export_keeps_the_earlier_onnx(tiny_checkpoint, tmp_path, capsys):
+    """Issue 20.3: outputs appear only when the whole export succeeded."""
+    keep = tmp_path / "keep.onnx"
+    keep.write_bytes(b"earlier export")
+    empty = tmp_path / "no-faces"
+    empty.mkdir()
+    assert main(["export", str(tiny_checkpoint), "--out", str(keep), "--int8", "--calibration", str(empty)]) == 2
+    assert keep.read_bytes() == b"earlier export" and not (tmp_path / "keep.int8.onnx").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.onnx", "no-faces"]
+    assert "kdmark: error:" in capsys.readouterr().err
