@@ -4,6 +4,7 @@ and the other inputs are still processed (the exit status is 1 when any input fa
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from tqdm.auto import tqdm
 
 from kdmark.checkpoint import atomic_write_bytes
 from kdmark.data.images import load_image
-from kdmark.data.readers._common import IMAGE_EXTS
+from kdmark.data.readers._common import is_image_file
 from kdmark.data.records import DatasetError
 from kdmark.predict import Face, Predictor, predict_video
 
@@ -27,13 +28,28 @@ def _expand(inputs: list[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix in IMAGE_EXTS or f.suffix.lower() in VIDEO_EXTS)
+            found = sorted(f for f in p.rglob("*")
+                           if f.is_file() and (is_image_file(f) or f.suffix.lower() in VIDEO_EXTS))
             if not found:
                 print(f"kdmark: error: {p}: no images or videos in this folder", file=sys.stderr)
             files.extend(found)
         else:
             files.append(p)
     return files
+
+
+def _unique_names(files: list[Path]) -> dict[Path, tuple[str, str]]:
+    """(JSON key, drawn file stem) per input, unique across the inputs: the file name, or the path as given when two
+    inputs share a name; the stem, or the name when two inputs share a stem (photo.jpg and photo.png)."""
+    from collections import Counter
+
+    names, stems = Counter(f.name for f in files), Counter(f.stem for f in files)
+    out = {}
+    for f in files:
+        key = f.name if names[f.name] == 1 else str(f)
+        stem = f.stem if stems[f.stem] == 1 else key
+        out[f] = (key, stem.replace("/", "__").replace("\\", "__"))
+    return out
 
 
 def _load_boxes(path: str | None) -> dict[str, list]:
@@ -75,27 +91,39 @@ def _save_png(path: Path, bgr: np.ndarray) -> None:
 
 def _image(predictor: Predictor, path: Path, boxes: dict, draw: Path | None) -> list[dict]:
     img = load_image(path)
-    given = boxes.get(path.name, boxes.get(str(path)))
+    given = boxes.get(str(path), boxes.get(path.name))
     faces = predictor.predict(img, given)
     if draw is not None:
-        _save_png(draw / f"{path.stem}.png", draw_faces(img, faces))
+        _save_png(draw.with_name(draw.name + ".png"), draw_faces(img, faces))
     return [f.to_dict() for f in faces]
 
 
 def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool) -> list[dict]:
+    """Per-frame faces; the drawn video keeps the input's frame rate and appears only once complete (an
+    interrupted or failed run leaves an earlier drawn video untouched)."""
     frames, writer = [], None
+    final = draw.with_name(draw.name + ".mp4") if draw is not None else None
+    partial = final.with_name(f".{final.name}.partial.mp4") if final is not None else None
     try:
         for index, frame, faces in predict_video(predictor, path, smooth=smooth, progress=sys.stderr.isatty()):
             frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
-            if draw is not None:
+            if final is not None:
                 if writer is None:
+                    cap = cv2.VideoCapture(str(path))
+                    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+                    cap.release()
                     h, w = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(draw / f"{path.stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25,
-                                             (w, h))
+                    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                 writer.write(draw_faces(frame, faces))
+        if writer is not None:
+            writer.release()
+            writer = None
+            os.replace(partial, final)
     finally:
         if writer is not None:
             writer.release()
+        if partial is not None:
+            partial.unlink(missing_ok=True)
     return frames
 
 
@@ -122,12 +150,15 @@ def run_predict(args) -> int:
         draw.mkdir(parents=True, exist_ok=True)
     results, failed = {}, 0
     files = _expand(args.inputs)
+    names = _unique_names(files)
     for path in tqdm(files, desc="predicting", unit="file", disable=not sys.stderr.isatty(), leave=False):
+        key, stem = names[path]
+        drawn = draw / stem if draw is not None else None
         try:
             if path.suffix.lower() in VIDEO_EXTS:
-                results[path.name] = _video(predictor, path, draw, not args.no_smooth)
+                results[key] = _video(predictor, path, drawn, not args.no_smooth)
             else:
-                results[path.name] = _image(predictor, path, boxes, draw)
+                results[key] = _image(predictor, path, boxes, drawn)
         except DatasetError as err:
             print(f"kdmark: error: {err}", file=sys.stderr)
             failed += 1

@@ -167,3 +167,28 @@ def test_failed_int8_export_keeps_the_earlier_onnx(tiny_checkpoint, tmp_path, ca
     assert keep.read_bytes() == b"earlier export" and not (tmp_path / "keep.int8.onnx").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.onnx", "no-faces"]
     assert "kdmark: error:" in capsys.readouterr().err
+
+
+def test_predict_keys_and_drawings_are_unique_per_input(tiny_checkpoint, shared_data, tmp_path):
+    """Issue 20.4 and 20.13: same-named inputs in two folders keep two JSON entries; photo.jpg and photo.png get two
+    drawings; a folder input reads .Jpg, .webp and .tif like named files."""
+    photo = shared_data / "photos" / "afw_1130084326.jpg"
+    img = cv2.imread(str(photo))
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for d in (a, b, c):
+        d.mkdir()
+    for f in (a / "photo.jpg", b / "photo.jpg", a / "photo.png"):
+        cv2.imwrite(str(f), img)
+    for name in ("x.Jpg", "y.webp", "z.tif"):
+        cv2.imwrite(str(c / name), img)
+    box = [[950.0, 240.0, 1130.0, 420.0]]
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({n: box for n in ("photo.jpg", "photo.png", "x.Jpg", "y.webp", "z.tif")}))
+    out, draw = tmp_path / "out.json", tmp_path / "draw"
+    assert main(["predict", str(tiny_checkpoint), str(a / "photo.jpg"), str(b / "photo.jpg"), str(a / "photo.png"),
+                 str(c), "--boxes", str(boxes), "--json", str(out), "--draw", str(draw)]) == 0
+    result = json.loads(out.read_text())
+    assert sorted(result) == sorted([str(a / "photo.jpg"), str(b / "photo.jpg"), "photo.png", "x.Jpg", "y.webp",
+                                     "z.tif"])
+    assert all(len(faces) == 1 for faces in result.values())
+    assert len(list(draw.glob("*.png"))) == 6

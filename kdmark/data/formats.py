@@ -6,7 +6,7 @@ import collections
 from pathlib import Path
 
 from kdmark.data.readers import ibug, matlab, tables, wflw
-from kdmark.data.readers._common import IMAGE_EXTS, Errors
+from kdmark.data.readers._common import Errors, is_image_file
 from kdmark.data.records import Dataset, DatasetError, Sample
 from kdmark.schemes import LandmarkScheme, SchemeError, get_scheme, scheme_for_num_points
 
@@ -62,7 +62,7 @@ def _detect_dir(root: Path) -> str:
         return "300w" if ibug.is_300w_layout(root, pts) else "folder"
     if any(tables.is_coco_json(p) for p in root.glob("*.json")):
         return "coco"
-    if any(p.suffix in IMAGE_EXTS and p.with_suffix(".txt").is_file() for p in root.rglob("*")):
+    if any(is_image_file(p) and p.with_suffix(".txt").is_file() for p in root.rglob("*")):
         return "folder"
     if not any(root.iterdir()):
         raise DatasetError(root, "empty folder")

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kdmark.data.readers._common import IMAGE_SUFFIXES, is_image_file
 from kdmark.data.records import DatasetError
 from kdmark.teachers import TeacherError, fuse, make_landmarker, teacher_accuracy, weights_from_accuracy
 
 __all__ = ["label_images", "LabelReport", "list_images", "read_confidences", "dlib_faces", "IMAGE_SUFFIXES"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 @dataclass
@@ -53,7 +53,7 @@ def list_images(inputs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
     found: list[tuple[Path, Path]] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            files = sorted(p for p in item.rglob("*") if is_image_file(p) and p.is_file())
             found += [(p, Path(item.resolve().name) / p.relative_to(item)) for p in files]
         elif item.is_file():
             found.append((item, Path(item.name)))

@@ -11,7 +11,14 @@ import numpy as np
 
 from kdmark.data.records import DatasetError, Problem
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG", ".BMP")
+# The one list of image files kdmark reads (compared lower-case: photo.JPG, photo.Jpg and photo.jpg alike)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# names tried when looking for the image beside an annotation file
+IMAGE_EXTS = IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES)
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
 
 T = TypeVar("T")
 
