@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from kdmark.errors import CheckpointError
 from kdmark.io import atomic_write as atomic_write_bytes  # one atomic writer for every output
 from kdmark.models.landmark_net import LandmarkNet, model_from_card
 
@@ -19,9 +20,6 @@ __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointE
 
 FORMAT, VERSION = "kdmark-checkpoint", 1
 
-
-class CheckpointError(ValueError):
-    """A file that is not a readable kdmark checkpoint; the message names the file."""
 
 
 def save_checkpoint(path: str | Path, model: LandmarkNet, config: dict | None = None, metrics: dict | None = None,

@@ -14,21 +14,10 @@ import sys
 from pathlib import Path
 
 from kdmark import __version__
-from kdmark.checkpoint import CheckpointError
-from kdmark.config import ConfigError
-from kdmark.data.records import DatasetError
-from kdmark.export import ExportError
-from kdmark.metrics import MetricError
-from kdmark.models.backbones import BackboneError
-from kdmark.predict import DetectorError
-from kdmark.schemes import SchemeError
-from kdmark.teachers.landmarkers import TeacherError
-from kdmark.train import TrainingError
+from kdmark.errors import USER_ERRORS, DatasetError, TeacherError
 
 __all__ = ["main"]
 
-USER_ERRORS = (DatasetError, MetricError, SchemeError, FileNotFoundError, ConfigError, CheckpointError,
-               BackboneError, TrainingError, ExportError, DetectorError, TeacherError)
 
 
 def _data_info(args: argparse.Namespace) -> int:

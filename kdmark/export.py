@@ -18,15 +18,13 @@ import torch
 from torch import nn
 
 from kdmark.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from kdmark.errors import ExportError
 from kdmark.models.landmark_net import LandmarkNet
 
 __all__ = ["export_onnx", "quantize_int8", "ExportError", "ExportResult", "read_onnx_card", "onnx_session"]
 
 CARD_KEY = "kdmark_card"
 
-
-class ExportError(RuntimeError):
-    """Export failed or the exported model does not match PyTorch within tolerance."""
 
 
 @dataclass

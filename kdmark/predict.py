@@ -20,6 +20,7 @@ from kdmark import zoo
 from kdmark.checkpoint import load_checkpoint
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
+from kdmark.errors import DetectorError
 
 __all__ = ["Predictor", "Face", "DetectorError", "detect_faces", "OneEuroFilter", "DLIB_HOG_TO_LANDMARK_BOX", "box_iou"]
 
@@ -28,9 +29,6 @@ __all__ = ["Predictor", "Face", "DetectorError", "detect_faces", "OneEuroFilter"
 # the landmark box side per detector side. dx measured -0.022 is set to 0: faces are left-right symmetric.
 DLIB_HOG_TO_LANDMARK_BOX = (0.0, 0.087, 0.995)
 
-
-class DetectorError(RuntimeError):
-    """No face detector available (dlib missing)."""
 
 
 @dataclass

@@ -23,6 +23,7 @@ from kdmark.checkpoint import atomic_write_bytes, load_checkpoint, read_checkpoi
 from kdmark.config import TrainConfig, dump_config, to_dict
 from kdmark.data.pipeline import Augment, LandmarkDataset, split_by_photo
 from kdmark.data.records import DatasetError
+from kdmark.errors import TrainingError
 from kdmark.evaluate import predict_dataset, score_samples
 from kdmark.losses import CoordLoss, HeatmapLoss
 from kdmark.metrics import Metrics
@@ -32,9 +33,6 @@ from kdmark.tasks import SupervisedTask
 
 __all__ = ["train", "RunResult", "TrainingError", "build_data", "build_task", "fit"]
 
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. a non-finite loss); the message names the step and the last good checkpoint."""
 
 
 @dataclass

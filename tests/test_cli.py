@@ -77,3 +77,16 @@ def test_data_asm_writes_soft_landmarks_and_modes(w300_root, tmp_path, capsys):
     assert len(soft) == 1213 and len(next(iter(soft.values()))) == 68
     assert (tmp_path / "modes.png").read_bytes()[:4] == b"\x89PNG"
     assert "modes keep 90% of the shape variance" in capsys.readouterr().out
+
+
+def test_cli_and_help_import_neither_torch_nor_timm():
+    """`kdmark --help`, `--version` and `import kdmark.cli` stay fast: no torch, timm or torchvision (issue 15, 20.17)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom kdmark.cli import main\n"
+             "for args in (['--version'], ['--help'], ['train', '--help'], ['predict', '--help']):\n"
+             "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+             "print('HEAVY', sorted(m for m in ('torch', 'timm', 'torchvision', 'lightning') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120).stdout
+    assert "HEAVY []" in out, out[-500:]

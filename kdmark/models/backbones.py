@@ -10,11 +10,10 @@ import timm
 import torch
 from torch import nn
 
+from kdmark.errors import BackboneError
+
 __all__ = ["Backbone", "create_backbone", "BackboneError", "load_weights_file"]
 
-
-class BackboneError(ValueError):
-    """An unknown timm model, or pretrained weights that cannot be had."""
 
 
 class Backbone(nn.Module):

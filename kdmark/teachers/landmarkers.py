@@ -24,13 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
+from kdmark.errors import TeacherError
 
 __all__ = ["DlibLandmarker", "MediaPipeLandmarker", "CheckpointLandmarker", "MeshMap", "TeacherError",
            "asset", "box_of", "dlib_model_file", "fit_mesh_map", "fit_mesh_map_on", "meshes_for"]
 
-
-class TeacherError(RuntimeError):
-    """A teacher that cannot run here (a missing package or file); the message says what to install."""
 
 
 def asset(name: str) -> Path:

@@ -1,0 +1,40 @@
+"""Every error kdmark raises about a user's data, models, settings or machine, in one torch-free module: the CLI
+turns each into one line on stderr (exit status 2) without importing torch, timm or the modules that raise them."""
+
+from __future__ import annotations
+
+from kdmark.config import ConfigError
+from kdmark.data.records import DatasetError
+from kdmark.metrics import MetricError
+from kdmark.schemes import SchemeError
+
+__all__ = ["ConfigError", "DatasetError", "MetricError", "SchemeError", "CheckpointError", "BackboneError",
+           "TrainingError", "ExportError", "DetectorError", "TeacherError", "USER_ERRORS"]
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable kdmark checkpoint; the message names the file."""
+
+
+class BackboneError(ValueError):
+    """An unknown timm model, or pretrained weights that cannot be had."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the message names the step and the last good checkpoint."""
+
+
+class ExportError(RuntimeError):
+    """Export failed or the exported model does not match PyTorch within tolerance."""
+
+
+class DetectorError(RuntimeError):
+    """No face detector available (dlib missing)."""
+
+
+class TeacherError(RuntimeError):
+    """A teacher that cannot run here (a missing package or file); the message says what to install."""
+
+
+USER_ERRORS = (DatasetError, MetricError, SchemeError, FileNotFoundError, ConfigError, CheckpointError,
+               BackboneError, TrainingError, ExportError, DetectorError, TeacherError, IsADirectoryError)
