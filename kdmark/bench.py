@@ -121,7 +121,21 @@ def _dlib_boxes(samples: list[Sample]) -> tuple[list[int], list[np.ndarray], lis
 
 def bench(model_path: str | Path, data: str | Path | None = None, split: str | None = None, vs_dlib: bool = False,
           runs: int = 30, max_faces: int = 200, int8: bool = True, workdir: str | Path | None = None,
-          heldout: float | None = None) -> BenchReport:
+          heldout: float | None = None, vs: tuple[str, ...] = ()) -> BenchReport:
+    """Measure a checkpoint (see :func:`_bench`); the exported files go to ``workdir``, or to a temporary folder
+    that is removed afterwards."""
+    import shutil
+
+    work = Path(workdir or tempfile.mkdtemp(prefix="kdmark-bench-"))
+    try:
+        return _bench(model_path, data, split, vs_dlib, runs, max_faces, int8, work, heldout, vs)
+    finally:
+        if workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _bench(model_path: str | Path, data: str | Path | None, split: str | None, vs_dlib: bool, runs: int,
+           max_faces: int, int8: bool, work: Path, heldout: float | None, vs: tuple[str, ...]) -> BenchReport:
     """Measure a checkpoint: params, MACs, sizes, latency p50/p90 (batch 1, one thread and all threads) for
     PyTorch eager, ONNX Runtime FP32 and INT8; accuracy per backend on ``data`` (or, with ``heldout``, on the
     faces kdmark's fixed validation split holds out of it); and dlib alongside."""
@@ -131,11 +145,15 @@ def bench(model_path: str | Path, data: str | Path | None = None, split: str | N
     from kdmark.schemes import get_scheme
     from kdmark.zoo import resolve
 
+    vs = tuple(dict.fromkeys((*vs, "dlib") if vs_dlib else vs))
+    unknown = [p for p in vs if p not in ("dlib", "mediapipe")]
+    if unknown:
+        raise ValueError(f"--vs {unknown[0]!r}: choose dlib or mediapipe")
+    vs_dlib = bool(vs)  # any peer: every model is scored on the faces dlib's detector finds, with its boxes
     model_path = resolve(str(model_path))  # a zoo name measures the shipped checkpoint
     model, payload = load_checkpoint(model_path)
     card = model.card
     size, scheme = card["input_size"], get_scheme(card["scheme"])
-    work = Path(workdir or tempfile.mkdtemp(prefix="kdmark-bench-"))
     fp32 = export_onnx(model, work / "model.onnx").path
     macs, params = count_macs(model, size)
     report = BenchReport(params, macs, {"checkpoint": Path(model_path).stat().st_size, "onnx_fp32":
@@ -183,9 +201,41 @@ def bench(model_path: str | Path, data: str | Path | None = None, split: str | N
             img_pts = np.stack([apply_affine(p.astype(np.float64), m) for p, m in zip(pts, back)])
             m, _, _ = score_samples(samples, img_pts, scheme, ds.normaliser)
             report.accuracy[name] = m.to_dict() | {"faces": len(samples)}
-    if vs_dlib:
+    if "dlib" in vs:
         _bench_dlib(report, samples, dlib_dets, scheme, ds.normaliser if samples else None, runs)
+    if "mediapipe" in vs:
+        _bench_mediapipe(report, samples, boxes, scheme, ds.normaliser if samples else None, runs)
     return report
+
+
+def _bench_mediapipe(report: BenchReport, samples: list[Sample], boxes: list[np.ndarray], scheme, normaliser,
+                     runs: int) -> None:
+    """MediaPipe's Face Mesh (two passes from the same box, its 468 points mapped to the scheme as the teachers
+    issue fitted them) on the same faces."""
+    from kdmark.data.images import load_image
+    from kdmark.evaluate import score_samples
+    from kdmark.teachers.landmarkers import MediaPipeLandmarker, TeacherError, asset
+
+    try:
+        mp = MediaPipeLandmarker()
+    except TeacherError as err:
+        report.notes.append(f"--vs mediapipe skipped: {err}")
+        return
+    if mp.num_points != scheme.num_points:
+        report.notes.append(f"--vs mediapipe skipped: its map gives {mp.num_points} points, this model "
+                            f"{scheme.num_points}")
+        return
+    report.sizes["mediapipe_mesh"] = asset("mediapipe_face_landmark.tflite").stat().st_size
+    if not samples:
+        report.notes.append("--vs mediapipe needs --data: nothing to compare on")
+        return
+    images = [load_image(s.image) for s in samples]
+    report.latency["mediapipe-mesh 1t"] = latency_ms(lambda i: mp(images[i], boxes[i]), 0, runs)
+    pts = np.stack([mp(img, b)[0] for img, b in zip(images, boxes)])
+    m, _, _ = score_samples(samples, pts, scheme, normaliser)
+    report.accuracy["mediapipe-mesh"] = m.to_dict() | {"faces": len(samples)}
+    report.notes.append("mediapipe-mesh: two Face Mesh passes per face (192 px), 468 points mapped to 68 by "
+                        "kdmark's fitted map (mesh_to_300w.npz)")
 
 
 def _bench_dlib(report: BenchReport, samples: list[Sample], dets: list[np.ndarray], scheme, normaliser,

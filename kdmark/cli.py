@@ -212,7 +212,13 @@ def _models(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from kdmark.bench import bench
 
-    report = bench(args.model, data=args.data, split=args.split, vs_dlib=args.vs == "dlib", runs=args.runs,
+    if args.runs < 1 or args.max_faces < 1:
+        raise DatasetError("--runs" if args.runs < 1 else "--max-faces", "must be at least 1")
+    vs = tuple(v.strip() for v in args.vs.split(",") if v.strip()) if args.vs else ()
+    bad = [v for v in vs if v not in ("dlib", "mediapipe")]
+    if bad:
+        raise DatasetError("--vs", f"{bad[0]!r} is not a peer kdmark runs; choose dlib, mediapipe or dlib,mediapipe")
+    report = bench(args.model, data=args.data, split=args.split, vs=vs, runs=args.runs,
                    max_faces=args.max_faces, int8=not args.no_int8, heldout=args.heldout)
     for line in report.lines():
         print(line)
@@ -422,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("model", help="a zoo name (kdmark models) or a .ckpt")
     be.add_argument("--data", default=None, help="dataset to measure accuracy on (and calibrate INT8 with)")
     be.add_argument("--split", default=None)
-    be.add_argument("--vs", default=None, choices=["dlib"], help="also run dlib's 68-point predictor")
+    be.add_argument("--vs", default=None, help="also run the peers on the same faces with the same detector boxes: "
+                    "dlib (its 68-point predictor), mediapipe (Face Mesh mapped to 68 points), or dlib,mediapipe")
     be.add_argument("--runs", type=int, default=30, help="timed runs per latency figure")
     be.add_argument("--max-faces", type=int, default=200)
     be.add_argument("--heldout", type=float, default=None, metavar="FRACTION",

@@ -20,7 +20,7 @@ from kdmark import zoo
 from kdmark.checkpoint import load_checkpoint
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
-from kdmark.errors import DetectorError
+from kdmark.errors import CheckpointError, DetectorError
 
 __all__ = ["Predictor", "Face", "DetectorError", "detect_faces", "OneEuroFilter", "DLIB_HOG_TO_LANDMARK_BOX", "box_iou"]
 
@@ -115,12 +115,14 @@ def _load(model, backend: str, threads: int | None):
     if path.suffix == ".onnx" or backend == "onnx":
         from kdmark.export import export_onnx, read_onnx_card
 
-        if path.suffix != ".onnx":  # a checkpoint asked to run on onnxruntime: export it next to a temp file
-            import tempfile
+        if path.suffix != ".onnx":  # a checkpoint asked to run on onnxruntime: export it to a temporary folder
+            import tempfile  # that is gone once the session holds the model
 
-            onnx_path = Path(tempfile.mkdtemp(prefix="kdmark-")) / (path.stem + ".onnx")
-            export_onnx(path, onnx_path)
-            path = onnx_path
+            with tempfile.TemporaryDirectory(prefix="kdmark-") as tmp:
+                onnx_path = export_onnx(path, Path(tmp) / (path.stem + ".onnx")).path
+                return _OnnxBackend(onnx_path, threads), read_onnx_card(onnx_path)
+        if backend == "torch":
+            raise CheckpointError(f"{path}: an ONNX model runs on onnxruntime; --backend torch needs a .ckpt")
         return _OnnxBackend(path, threads), read_onnx_card(path)
     net, payload = load_checkpoint(path)
     return _TorchBackend(net, threads), payload["card"]

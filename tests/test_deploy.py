@@ -192,3 +192,25 @@ def test_predict_keys_and_drawings_are_unique_per_input(tiny_checkpoint, shared_
                                      "z.tif"])
     assert all(len(faces) == 1 for faces in result.values())
     assert len(list(draw.glob("*.png"))) == 6
+
+
+def test_bench_vs_both_peers_and_no_temporary_files_left(tiny_checkpoint, w300_root, tmp_path, monkeypatch,
+                                                         capsys):
+    """Issue 17.6 (--vs dlib,mediapipe on the same faces) and 20.16 (bench and predict --backend onnx leave no
+    temporary folders); --backend torch on an ONNX file is refused (20.15)."""
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    assert main(["bench", str(tiny_checkpoint), "--data", str(w300_root / "300W"), "--vs", "dlib,mediapipe",
+                 "--runs", "2", "--max-faces", "6", "--no-int8"]) == 0
+    out = capsys.readouterr().out
+    for needle in ("accuracy dlib-68", "accuracy mediapipe-mesh", "mediapipe-mesh 1t", "mediapipe_mesh"):
+        assert needle in out, needle
+    photo = w300_root / "afw" / sorted(p.name for p in (w300_root / "afw").glob("*.jpg"))[0]
+    assert main(["predict", str(tiny_checkpoint), str(photo), "--backend", "onnx"]) == 0
+    assert list(tmp_path.iterdir()) == []
+    onnx_file = export_onnx(tiny_checkpoint, tmp_path.parent / f"{tmp_path.name}.onnx").path
+    assert main(["predict", str(onnx_file), str(photo), "--backend", "torch"]) == 2
+    assert "--backend torch needs a .ckpt" in capsys.readouterr().err
+    assert main(["bench", str(tiny_checkpoint), "--vs", "facemesh"]) == 2
