@@ -315,9 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = data.add_parser("show", help="draw a grid of faces with landmarks and point indices")
     _add_data_source(show)
     show.add_argument("--out", default="grid.png", help="PNG to write")
-    show.add_argument("--n", type=int, default=16, help="number of faces")
-    show.add_argument("--cols", type=int, default=4)
-    show.add_argument("--seed", type=int, default=0)
+    show.add_argument("--n", type=_positive, default=16, help="number of faces")
+    show.add_argument("--cols", type=_positive, default=4, help="faces per row of the grid")
+    show.add_argument("--seed", type=int, default=0, help="which faces are drawn (a random sample)")
     show.add_argument("--no-indices", action="store_true", help="do not number the points")
     show.add_argument("--augment", nargs="?", const="", default=None, metavar="RECIPE",
                       help="show training crops with augmentation (defaults, or as in RECIPE.yaml)")
@@ -333,8 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sy = data.add_parser("synth", help="write built-in synthetic faces (300-W layout, 68 points, attributes)")
     sy.add_argument("out")
-    sy.add_argument("--n", type=int, default=2000)
-    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--n", type=_positive, default=2000, help="number of faces to write")
+    sy.add_argument("--seed", type=int, default=0, help="the same seed writes the same faces")
     sy.add_argument("--size", type=int, default=256)
     sy.add_argument("--label-noise", type=_label_noise, default=0.0, metavar="IOD",
                     help="human-like noise on the training labels, in inter-ocular distances, e.g. 0.02 (test "
@@ -385,11 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev = verbs.add_parser("eval", help="score a checkpoint on a dataset (NME, FR, AUC, per subset)")
     ev.add_argument("checkpoint")
     ev.add_argument("--data", required=True, help="dataset folder or annotation file")
-    ev.add_argument("--split", default=None)
+    ev.add_argument("--split", default=None, help="one split of the dataset, e.g. test, common, challenging")
     ev.add_argument("--format", default="auto")
     ev.add_argument("--normaliser", default=None, help="e.g. inter_ocular, inter_pupil, box")
     ev.add_argument("--threshold", type=float, default=None, help="FR/AUC threshold (default: the scheme's)")
-    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--batch-size", type=_positive, default=32, help="faces per forward pass")
     ev.add_argument("--heldout", type=float, default=None, metavar="FRACTION",
                     help="score only the faces kdmark's fixed split holds out for validation (e.g. 0.1)")
     ev.add_argument("--out", default=None, help="output folder (default: beside the checkpoint)")
@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("checkpoint", help="a .ckpt or a zoo name")
     ex.add_argument("--format", default="onnx", choices=["onnx"])
     ex.add_argument("--out", default=None, help="output .onnx (default: beside the checkpoint)")
-    ex.add_argument("--opset", type=int, default=17)
+    ex.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     ex.add_argument("--tolerance", type=float, default=0.01,
                     help="99th-percentile point difference vs PyTorch allowed, in input pixels")
     ex.add_argument("--int8", action="store_true", help="also write a statically quantised INT8 model")
@@ -413,10 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "folders of images, or videos")
     pr.add_argument("--model", default=None, help="zoo name, .ckpt or .onnx (default: kdmark-68-s)")
     pr.add_argument("--boxes", default=None, help="JSON: image file name -> [[x0, y0, x1, y1], ...]")
-    pr.add_argument("--json", default=None, help="write results here (file name -> faces)")
+    pr.add_argument("--json", default=None, help="write results here (file name -> faces); - for stdout")
     pr.add_argument("--draw", default=None, help="folder for images (and videos) with landmarks drawn")
-    pr.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
-    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
+                    help="auto: by file type (zoo models and .onnx on onnxruntime, .ckpt on PyTorch)")
+    pr.add_argument("--batch-size", type=_positive, default=32, help="faces per forward pass")
     pr.add_argument("--no-smooth", action="store_true", help="video: no One-Euro smoothing")
     pr.set_defaults(func=_predict)
 
@@ -427,17 +428,28 @@ def build_parser() -> argparse.ArgumentParser:
     be = verbs.add_parser("bench", help="params, MACs, size, latency (torch, ONNX fp32/int8), accuracy, vs dlib")
     be.add_argument("model", help="a zoo name (kdmark models) or a .ckpt")
     be.add_argument("--data", default=None, help="dataset to measure accuracy on (and calibrate INT8 with)")
-    be.add_argument("--split", default=None)
+    be.add_argument("--split", default=None, help="one split of --data, e.g. train (with --heldout) or common")
     be.add_argument("--vs", default=None, help="also run the peers on the same faces with the same detector boxes: "
                     "dlib (its 68-point predictor), mediapipe (Face Mesh mapped to 68 points), or dlib,mediapipe")
     be.add_argument("--runs", type=int, default=30, help="timed runs per latency figure")
-    be.add_argument("--max-faces", type=int, default=200)
+    be.add_argument("--max-faces", type=int, default=200, help="score on at most this many faces")
     be.add_argument("--heldout", type=float, default=None, metavar="FRACTION",
                     help="score on the faces kdmark's fixed split holds out for validation (e.g. 0.1)")
-    be.add_argument("--no-int8", action="store_true")
+    be.add_argument("--no-int8", action="store_true", help="skip the INT8 model (quantisation takes a while)")
     be.add_argument("--json", default=None, help="also write the figures as JSON")
     be.set_defaults(func=_bench)
     return parser
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer of at least 1 (``--batch-size 0`` is one line, not a traceback later)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _one_line(err: BaseException) -> str:

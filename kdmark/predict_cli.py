@@ -26,6 +26,10 @@ VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 def _expand(inputs: list[str]) -> list[Path]:
     files = []
     for item in inputs:
+        if "://" in item:
+            print(f"kdmark: error: {item}: URLs are not fetched; download the image and pass the file",
+                  file=sys.stderr)
+            continue
         p = Path(item)
         if p.is_dir():
             found = sorted(f for f in p.rglob("*")
@@ -150,6 +154,7 @@ def run_predict(args) -> int:
         draw.mkdir(parents=True, exist_ok=True)
     results, failed = {}, 0
     files = _expand(args.inputs)
+    bad_inputs = sum("://" in item for item in args.inputs)
     names = _unique_names(files)
     for path in tqdm(files, desc="predicting", unit="file", disable=not sys.stderr.isatty(), leave=False):
         key, stem = names[path]
@@ -162,10 +167,36 @@ def run_predict(args) -> int:
         except DatasetError as err:
             print(f"kdmark: error: {err}", file=sys.stderr)
             failed += 1
-    if args.json:
+    to_stdout = args.json == "-"
+    if to_stdout:
+        print(json.dumps(results, indent=1))
+    elif args.json:
         text = json.dumps(results, indent=1)
         atomic_write_bytes(args.json, lambda f: f.write(text.encode()))
+    else:
+        for line in _summary(results):
+            print(line)
     faces = sum(len(v) for v in results.values() if v and "box" in v[0])
-    print(f"{len(results)} of {len(files)} inputs done, {faces} faces in images"
-          + (f"; {failed} failed" if failed else "") + (f"; wrote {args.json}" if args.json else ""))
-    return 1 if failed or not files else 0
+    print(f"{len(results)} of {len(files) + bad_inputs} inputs done, {faces} faces in images"
+          + (f"; {failed + bad_inputs} failed" if failed + bad_inputs else "")
+          + (f"; wrote {args.json}" if args.json and not to_stdout else ""),
+          file=sys.stderr if to_stdout else sys.stdout)
+    return 1 if failed or bad_inputs or not files else 0
+
+
+def _summary(results: dict[str, list[dict]]) -> list[str]:
+    """A few lines per input when no --json is given: each face's box and its landmarks' mean confidence."""
+    lines = []
+    for key, items in results.items():
+        if items and "frame" in items[0]:
+            n = sum(len(f["faces"]) for f in items)
+            lines.append(f"{key}: {len(items)} frames, {n} faces in all (--json for the landmarks)")
+            continue
+        lines.append(f"{key}: {len(items)} face{'s' if len(items) != 1 else ''}")
+        for i, face in enumerate(items):
+            box = ", ".join(f"{v:.0f}" for v in face["box"])
+            score = sum(face["scores"]) / max(len(face["scores"]), 1)
+            lines.append(f"  face {i}: box [{box}], {len(face['landmarks'])} points, mean confidence {score:.2f}")
+    if results:
+        lines.append("(landmarks in image pixels: --json FILE, or --json - for stdout)")
+    return lines

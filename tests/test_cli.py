@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from formats import write_image
 
 from kdmark.cli import main
@@ -80,7 +81,8 @@ def test_data_asm_writes_soft_landmarks_and_modes(w300_root, tmp_path, capsys):
 
 
 def test_cli_and_help_import_neither_torch_nor_timm():
-    """`kdmark --help`, `--version` and `import kdmark.cli` stay fast: no torch, timm or torchvision (issue 15, 20.17)."""
+    """`kdmark --help`, `--version` and `import kdmark.cli` stay fast: no torch, timm or torchvision (issues 15,
+    20.17)."""
     import subprocess
     import sys
 
@@ -90,3 +92,36 @@ def test_cli_and_help_import_neither_torch_nor_timm():
              "print('HEAVY', sorted(m for m in ('torch', 'timm', 'torchvision', 'lightning') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120).stdout
     assert "HEAVY []" in out, out[-500:]
+
+
+def test_predict_prints_a_summary_and_json_to_stdout(tiny_checkpoint, shared_data, tmp_path, capsys):
+    """Issue 20.14: without --json a per-face summary; --json - writes the JSON to stdout; URLs are refused."""
+    import json
+
+    from kdmark.cli import main
+
+    photo = shared_data / "photos" / "afw_1130084326.jpg"
+    boxes = tmp_path / "b.json"
+    boxes.write_text(json.dumps({photo.name: [[950.0, 240.0, 1130.0, 420.0]]}))
+    assert main(["predict", str(tiny_checkpoint), str(photo), "--boxes", str(boxes)]) == 0
+    out = capsys.readouterr().out
+    assert f"{photo.name}: 1 face" in out and "face 0: box [950, 240, 1130, 420], 68 points" in out
+    assert main(["predict", str(tiny_checkpoint), str(photo), "--boxes", str(boxes), "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)[photo.name]) == 1 and "inputs done" in captured.err
+    assert main(["predict", str(tiny_checkpoint), "https://example.com/a.jpg", str(photo), "--boxes",
+                 str(boxes)]) == 1
+    assert "URLs are not fetched" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["predict", "x.jpg", "--batch-size", "0"], ["data", "show", "x", "--n", "0"],
+                                  ["data", "synth", "x", "--n", "0"], ["bench", "m.ckpt", "--runs", "0"]])
+def test_zero_counts_are_one_line(args, capsys):
+    from kdmark.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        code = main(args)
+        raise SystemExit(code)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "must be at least 1" in err[-1] and "Traceback" not in "".join(err)  # argparse: usage, then the line
