@@ -251,3 +251,21 @@ def test_bad_inputs_are_one_line(tmp_path):
     bad_json.write_text('{"images": [}')
     with pytest.raises(DatasetError, match="bad.json: not a COCO keypoint file"):
         read_dataset(bad_json)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """Issue 20.6: a phone photo stored rotated (orientation 6) is read upright, and its size says so."""
+    from PIL import Image
+
+    from kdmark.data.images import image_size, load_image
+
+    upright = np.zeros((40, 60, 3), np.uint8)
+    upright[:10, :, 0] = 255  # a red band along the top edge
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, k=1)))  # 60 x 40, as a phone stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    path = tmp_path / "phone.jpg"
+    stored.save(path, exif=exif, quality=95)
+    img = load_image(path)
+    assert img.shape == (40, 60, 3) and image_size(path) == (60, 40)
+    assert img[:8, :, 0].mean() > 200 and img[-8:, :, 0].mean() < 50

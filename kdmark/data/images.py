@@ -1,4 +1,6 @@
-"""Image loading with one-line errors: every supported file becomes an RGB uint8 (H, W, 3) array."""
+"""Image loading with one-line errors: every supported file becomes an RGB uint8 (H, W, 3) array, upright: a photo
+stored rotated with an EXIF orientation tag (phones do this) is turned as its viewer would show it, so landmarks
+and boxes are always in the upright image's pixels."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from kdmark.data.records import DatasetError, ImageRef
 
@@ -59,7 +61,7 @@ def load_image(ref: ImageRef) -> np.ndarray:
     img = _open(path)
     try:
         img.load()
-        return _to_rgb8(img)
+        return _to_rgb8(ImageOps.exif_transpose(img))
     except Exception as err:  # noqa: BLE001
         raise DatasetError(path, f"not a readable image ({type(err).__name__}: {err})") from None
 
@@ -70,4 +72,12 @@ def image_size(ref: ImageRef) -> tuple[int, int]:
         h, w = ref().shape[:2]
         return w, h
     img = _open(Path(ref))
-    return img.width, img.height
+    turned = _orientation(img) in (5, 6, 7, 8)  # rotated by 90 degrees: the upright image is h x w
+    return (img.height, img.width) if turned else (img.width, img.height)
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1) or 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block: the pixels as stored
+        return 1
