@@ -119,8 +119,13 @@ def build_data(cfg: TrainConfig, codec) -> Data:
     if cfg.asm_variance:
         train_samples = soften_with_asm(train_samples, cfg.asm_variance)
     if not train_samples or not val_samples:
+        hint = ""
+        if not val_samples and d.val_split is None and d.val_root is None:
+            hint = (f"; the fixed split holds out data.val_fraction={d.val_fraction:g} of the photos by a hash of "
+                    "their names, and none fell on the validation side: raise data.val_fraction (e.g. 0.3), or "
+                    "give data.val_split or data.val_root")
         raise DatasetError(d.root, f"{len(train_samples)} training and {len(val_samples)} validation faces: "
-                           "both must be non-empty")
+                           f"both must be non-empty{hint}")
     a = cfg.augment
     aug = Augment(a.rotation, a.scale, a.shift, a.flip, a.brightness, a.contrast, a.gamma, a.blur, a.noise, a.grey,
                   a.occlusion) if a.enabled else None
