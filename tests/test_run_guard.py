@@ -75,3 +75,9 @@ def test_numbers_as_python_writes_them(tmp_path):
     recipe.write_text("optim:\n  lr: 5e-4\n")
     assert load_config(TrainConfig, recipe, []).optim.lr == 5e-4
     assert load_config(TrainConfig, recipe, ["optim.lr=1e-3"]).optim.lr == 1e-3
+
+
+def test_no_validation_faces_says_how_to_fix_it(w300_root, tmp_path, capsys):
+    assert _train(w300_root, tmp_path, "data.val_fraction=0.0001") == 2
+    errors = _errors(capsys)
+    assert len(errors) == 1 and "0 validation faces" in errors[0] and "raise data.val_fraction" in errors[0]
