@@ -75,7 +75,8 @@ def _data_show(args: argparse.Namespace) -> int:
     out = draw_grid(picked, ds.scheme, args.out, indices=not args.no_indices, cols=args.cols, crops=crops,
                     titles=titles)
     what = "augmented crops of " if crops else ""
-    print(f"wrote {out} ({what}{len(picked)} of {len(ds)} faces)")
+    skipped = f"; {len(ds.problems)} bad faces left out (kdmark data info lists them)" if ds.problems else ""
+    print(f"wrote {out} ({what}{len(picked)} of {len(ds)} faces{skipped})")
     return 0
 
 

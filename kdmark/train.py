@@ -96,6 +96,13 @@ def readable_samples(samples: list, skip_bad: bool) -> list:
     return good
 
 
+def _report_skipped(ds):
+    """One "kdmark: skipped" line per face ``data.skip_bad`` left out of ``ds`` (the README promises them)."""
+    for problem in ds.problems:
+        print(f"kdmark: skipped {problem}")
+    return ds
+
+
 def build_data(cfg: TrainConfig, codec) -> Data:
     """Train and validation datasets from ``cfg.data`` (see ``DataConfig`` for the split rules)."""
     from kdmark.data import read_dataset
@@ -103,10 +110,12 @@ def build_data(cfg: TrainConfig, codec) -> Data:
     d = cfg.data
     if not d.root:
         raise DatasetError("data.root", "no dataset given: set data.root=PATH (any format kdmark reads)")
-    ds = read_dataset(d.root, format=d.format, split=d.train_split, scheme=d.scheme, skip_bad=d.skip_bad)
+    ds = _report_skipped(read_dataset(d.root, format=d.format, split=d.train_split, scheme=d.scheme,
+                                      skip_bad=d.skip_bad))
     if d.val_root:
         train_samples = ds.samples
-        val_samples = read_dataset(d.val_root, split=d.val_split, scheme=ds.scheme, skip_bad=d.skip_bad).samples
+        val_samples = _report_skipped(read_dataset(d.val_root, split=d.val_split, scheme=ds.scheme,
+                                                   skip_bad=d.skip_bad)).samples
     elif d.val_split:
         train_samples = ds.samples
         val_samples = read_dataset(d.root, format=d.format, split=d.val_split, scheme=ds.scheme).samples

@@ -137,7 +137,9 @@ def test_bad_coordinates(points, message, faces, tmp_path, capsys):
     code, errors, _ = _run([*TRAIN, f"data.root={faces}", f"out_dir={tmp_path / 'run'}"], capsys)
     _one_error(code, errors, victim.name, message)
     code, _, out = _run([*TRAIN, f"data.root={faces}", f"out_dir={tmp_path / 'skip'}", "data.skip_bad=true"], capsys)
-    assert code == 0
+    assert code == 0 and f"kdmark: skipped {victim}" in out  # issue 20.8: the skipped face is named
+    code, _, out = _run(["data", "show", faces, "--out", tmp_path / "grid.png", "--n", "4"], capsys)
+    assert code == 0 and "1 bad faces left out" in out
 
 
 def test_boxes_outside_or_empty(tmp_path, tiny_checkpoint, capsys):
