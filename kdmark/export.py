@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdmark.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from kdmark.checkpoint import atomic_write_bytes, load_checkpoint
 from kdmark.errors import ExportError
 from kdmark.models.landmark_net import LandmarkNet
+from kdmark.runtime import CARD_KEY, onnx_session, read_onnx_card
 
 __all__ = ["export_onnx", "quantize_int8", "ExportError", "ExportResult", "read_onnx_card", "onnx_session"]
 
-CARD_KEY = "kdmark_card"
 
 
 
@@ -47,29 +47,6 @@ class _Decoded(nn.Module):
         points, scores = self.model.codec.decode(out)
         raw = out["heatmaps"] if "heatmaps" in out else out["coords"]
         return points, scores, raw
-
-
-def onnx_session(path: str | Path, threads: int | None = None):
-    """An onnxruntime CPU session (``threads`` intra-op threads; None: onnxruntime's default)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as err:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
-        raise CheckpointError(f"{path}: not a loadable ONNX model ({str(err).splitlines()[0][:120]})") from None
-
-
-def read_onnx_card(path: str | Path) -> dict:
-    """The kdmark model card stored in an exported ONNX file."""
-    session = onnx_session(path, threads=1)
-    meta = session.get_modelmeta().custom_metadata_map
-    if CARD_KEY not in meta:
-        raise CheckpointError(f"{path}: an ONNX model, but not one exported by kdmark (no {CARD_KEY} metadata)")
-    return json.loads(meta[CARD_KEY])
 
 
 def _parity(model: LandmarkNet, path: Path, size: int, batch: int = 3) -> tuple[float, float, float]:

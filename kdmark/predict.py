@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from kdmark import zoo
-from kdmark.checkpoint import load_checkpoint
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
 from kdmark.errors import CheckpointError, DetectorError
@@ -87,15 +85,18 @@ class _TorchBackend:
         self.model, self.threads = model.eval(), threads
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch  # only PyTorch models need it: ONNX and zoo models run without
+
         if self.threads:
             torch.set_num_threads(self.threads)
-        pts, scores = self.model.predict(torch.from_numpy(batch))
+        with torch.no_grad():
+            pts, scores = self.model.predict(torch.from_numpy(batch))
         return pts.numpy(), scores.numpy()
 
 
 class _OnnxBackend:
     def __init__(self, path: Path, threads: int | None):
-        from kdmark.export import onnx_session
+        from kdmark.runtime import onnx_session
 
         self.session = onnx_session(path, threads)
 
@@ -106,17 +107,19 @@ class _OnnxBackend:
 
 def _load(model, backend: str, threads: int | None):
     """(callable backend, card) for a LandmarkNet, a zoo model's name, a .ckpt or a .onnx file."""
-    if isinstance(model, torch.nn.Module):
+    if hasattr(model, "predict") and hasattr(model, "card"):  # a LandmarkNet (torch is imported only for these)
         return _TorchBackend(model, threads), model.card
     if zoo.is_zoo_name(model):  # a zoo model runs from its shipped ONNX file unless torch is asked for
         entry = zoo.get(model)
         model = entry.onnx if entry.onnx is not None and backend != "torch" else entry.checkpoint
     path = Path(model)
     if path.suffix == ".onnx" or backend == "onnx":
-        from kdmark.export import export_onnx, read_onnx_card
+        from kdmark.runtime import read_onnx_card
 
         if path.suffix != ".onnx":  # a checkpoint asked to run on onnxruntime: export it to a temporary folder
             import tempfile  # that is gone once the session holds the model
+
+            from kdmark.export import export_onnx
 
             with tempfile.TemporaryDirectory(prefix="kdmark-") as tmp:
                 onnx_path = export_onnx(path, Path(tmp) / (path.stem + ".onnx")).path
@@ -124,6 +127,8 @@ def _load(model, backend: str, threads: int | None):
         if backend == "torch":
             raise CheckpointError(f"{path}: an ONNX model runs on onnxruntime; --backend torch needs a .ckpt")
         return _OnnxBackend(path, threads), read_onnx_card(path)
+    from kdmark.checkpoint import load_checkpoint
+
     net, payload = load_checkpoint(path)
     return _TorchBackend(net, threads), payload["card"]
 

@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from kdmark.checkpoint import atomic_write_bytes
 from kdmark.data.images import load_image
 from kdmark.data.readers._common import is_image_file
 from kdmark.data.records import DatasetError
+from kdmark.io import atomic_write as atomic_write_bytes
 from kdmark.predict import Face, Predictor, predict_video
 
 __all__ = ["run_predict", "draw_faces"]

@@ -255,9 +255,11 @@ def _eval_stage(models: list[str], pipeline: PipelineConfig, base: Path, stage_d
 
     data = build_data(cfg, RegressionCodec(cfg.data.input_size))
     rows = []
+    from kdmark import zoo
+
     for ref in models:
-        ckpt = Path(ref)
-        name = next((k for k, v in done.items() if Path(v) == ckpt), ckpt.stem)
+        ckpt = Path(zoo.resolve(ref))  # a zoo model by name (e.g. the shipped teacher) is scored like the others
+        name = ref if zoo.is_zoo_name(ref) else next((k for k, v in done.items() if Path(v) == ckpt), ckpt.stem)
         res = evaluate_samples(ckpt, data.val.samples, stage_dir / name, data.normaliser)
         rows.append({"model": name, "checkpoint": str(ckpt), **res.metrics.to_dict(), **_cost(ckpt),
                      "subsets": {k: v.to_dict() for k, v in res.subsets.items()}})
