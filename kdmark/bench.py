@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdmark.checkpoint import load_checkpoint
+from kdmark.checkpoint import load_model
 from kdmark.data.records import Sample
 from kdmark.export import export_onnx, onnx_session, quantize_int8
 
@@ -78,6 +78,12 @@ def model_cost(model: torch.nn.Module, size: int, threads: tuple[int, ...] = (1,
     finally:
         torch.set_num_threads(before)
     return {"params": params, "macs": macs, **latency}
+
+
+def _onnx_params(path: Path) -> int:
+    import onnx
+
+    return int(sum(np.prod(t.dims) for t in onnx.load(str(path)).graph.initializer))
 
 
 def _crops(samples: list[Sample], card: dict, boxes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -151,13 +157,20 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
         raise ValueError(f"--vs {unknown[0]!r}: choose dlib or mediapipe")
     vs_dlib = bool(vs)  # any peer: every model is scored on the faces dlib's detector finds, with its boxes
     model_path = resolve(str(model_path))  # a zoo name measures the shipped checkpoint
-    model, payload = load_checkpoint(model_path)
+    onnx_only = str(model_path).lower().endswith(".onnx")  # an exported model: its own ONNX file, no PyTorch
+    model, payload = load_model(model_path)
     card = model.card
     size, scheme = card["input_size"], get_scheme(card["scheme"])
-    fp32 = export_onnx(model, work / "model.onnx").path
-    macs, params = count_macs(model, size)
-    report = BenchReport(params, macs, {"checkpoint": Path(model_path).stat().st_size, "onnx_fp32":
-                                        fp32.stat().st_size}, {})
+    if onnx_only:
+        fp32, (macs, params) = Path(model_path), (0, _onnx_params(Path(model_path)))
+        sizes = {"onnx_fp32": fp32.stat().st_size}
+    else:
+        fp32 = export_onnx(model, work / "model.onnx").path
+        macs, params = count_macs(model, size)
+        sizes = {"checkpoint": Path(model_path).stat().st_size, "onnx_fp32": fp32.stat().st_size}
+    report = BenchReport(params, macs, sizes, {})
+    if onnx_only:
+        report.notes.append("an exported ONNX model: PyTorch latency and MACs need its checkpoint")
     samples, boxes, dlib_dets, notes = [], [], [], report.notes
     if data is not None:
         ds = read_dataset(data, split=split, scheme=scheme)
@@ -187,14 +200,15 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
     all_threads = os.cpu_count() or 1
     for threads in sorted({1, all_threads}):
         torch.set_num_threads(threads)
-        report.latency[f"torch-eager {threads}t"] = latency_ms(lambda x: model.predict(x), x1, runs)
+        if not onnx_only:
+            report.latency[f"torch-eager {threads}t"] = latency_ms(lambda x: model.predict(x), x1, runs)
         for name, path in sessions.items():
             sess = onnx_session(path, threads)
             report.latency[f"{name} {threads}t"] = latency_ms(lambda x, s=sess: s.run(None, {"image": x}),
                                                               x1.numpy(), runs)
     torch.set_num_threads(all_threads)
     if samples:
-        preds = {"torch": model.predict(torch.from_numpy(crops.astype(np.float32)))[0].numpy()}
+        preds = {} if onnx_only else {"torch": model.predict(torch.from_numpy(crops.astype(np.float32)))[0].numpy()}
         for name, path in sessions.items():
             preds[name] = onnx_session(path).run(None, {"image": crops.astype(np.float32)})[0]
         for name, pts in preds.items():

@@ -44,7 +44,12 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - truncated zips, pickles, random bytes: all one line
-        raise CheckpointError(f"{path}: not a readable kdmark checkpoint ({type(err).__name__})") from None
+        if path.suffix.lower() == ".onnx":
+            raise CheckpointError(f"{path}: an exported ONNX model where a .ckpt checkpoint is needed (eval and "
+                                  "predict take either)") from None
+        truncated = "central directory" in str(err) or "EOF" in str(err) or isinstance(err, EOFError)
+        what = "truncated (an interrupted copy or download?)" if truncated else f"{type(err).__name__}"
+        raise CheckpointError(f"{path}: not a readable kdmark checkpoint ({what})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a kdmark checkpoint (no kdmark header)")
     return payload
@@ -63,3 +68,43 @@ def load_checkpoint(path: str | Path) -> tuple[LandmarkNet, dict]:
         raise CheckpointError(f"{path}: weights do not fit the architecture in its card "
                               f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
     return model.eval(), payload
+
+
+class OnnxModel:
+    """An exported kdmark ONNX file behind the interface evaluation uses (``card``, ``codec``, ``predict``), so
+    ``kdmark eval`` scores what will ship as well as the checkpoint it came from."""
+
+    training = False
+
+    def __init__(self, path: str | Path):
+        from kdmark.models.landmark_net import codec_for
+        from kdmark.runtime import onnx_session, read_onnx_card
+
+        self.path = Path(path)
+        self.card = read_onnx_card(self.path)
+        self.session = onnx_session(self.path)
+        self.codec = codec_for(self.card["model"], self.card["input_size"])
+
+    def parameters(self):
+        return iter([torch.zeros(1)])  # evaluation asks where the model lives: on the CPU
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        return self
+
+    def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pts, scores = self.session.run(["points", "scores"], {"image": images.float().numpy()})
+        return torch.from_numpy(pts), torch.from_numpy(scores)
+
+
+def load_model(path: str | Path) -> tuple[LandmarkNet | OnnxModel, dict]:
+    """A checkpoint (:func:`load_checkpoint`) or an exported ``.onnx`` file (its card read from the metadata; the
+    payload then holds the card and the crop settings)."""
+    if str(path).lower().endswith(".onnx"):
+        model = OnnxModel(path)
+        crop = model.card.get("crop", {})
+        return model, {"card": model.card, "config": {"data": {"margin": crop.get("margin", 0.15),
+                                                                "use_box": crop.get("use_box", False)}}}
+    return load_checkpoint(path)

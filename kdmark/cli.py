@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     mo.set_defaults(func=_models)
 
     be = verbs.add_parser("bench", help="params, MACs, size, latency (torch, ONNX fp32/int8), accuracy, vs dlib")
-    be.add_argument("model", help="a zoo name (kdmark models) or a .ckpt")
+    be.add_argument("model", help="a zoo name (kdmark models), a .ckpt or an exported .onnx")
     be.add_argument("--data", default=None, help="dataset to measure accuracy on (and calibrate INT8 with)")
     be.add_argument("--split", default=None, help="one split of --data, e.g. train (with --heldout) or common")
     be.add_argument("--vs", default=None, help="also run the peers on the same faces with the same detector boxes: "

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from kdmark.checkpoint import atomic_write_bytes, load_checkpoint
+from kdmark.checkpoint import atomic_write_bytes, load_model
 from kdmark.data.pipeline import LandmarkDataset
 from kdmark.data.records import Sample
 from kdmark.data.transforms import apply_affine
@@ -112,7 +112,7 @@ def evaluate_samples(checkpoint: str | Path, samples: list[Sample], out_dir: str
     """:func:`evaluate` on a list of samples (e.g. a run's fixed validation split)."""
     from kdmark.data.records import DatasetError
 
-    model, payload = load_checkpoint(checkpoint)
+    model, payload = load_model(checkpoint)  # a .ckpt or an exported .onnx
     card, cfg = payload["card"], payload.get("config", {})
     scheme = get_scheme(card["scheme"])
     k = {s.num_points for s in samples}

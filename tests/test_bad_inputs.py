@@ -187,7 +187,7 @@ def test_corrupted_checkpoint_and_foreign_onnx(tmp_path, w300_root, tiny_checkpo
     for args in (["eval", bad, "--data", w300_root / "300W"], ["export", bad, "--out", tmp_path / "m.onnx"],
                  ["predict", bad, photo]):
         code, errors, _ = _run(args, capsys)
-        _one_error(code, errors, "bad.ckpt", "not a readable kdmark checkpoint")
+        _one_error(code, errors, "bad.ckpt", "not a readable kdmark checkpoint (truncated")
     assert not (tmp_path / "m.onnx").exists()
     foreign = tmp_path / "foreign.onnx"
     foreign.write_bytes(b"\x08\x07" + b"not a model" * 10)

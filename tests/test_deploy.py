@@ -214,3 +214,19 @@ def test_bench_vs_both_peers_and_no_temporary_files_left(tiny_checkpoint, w300_r
     assert main(["predict", str(onnx_file), str(photo), "--backend", "torch"]) == 2
     assert "--backend torch needs a .ckpt" in capsys.readouterr().err
     assert main(["bench", str(tiny_checkpoint), "--vs", "facemesh"]) == 2
+
+
+def test_eval_scores_an_exported_onnx_like_its_checkpoint(tiny_checkpoint, w300_root, tmp_path, capsys):
+    """Issue 20.11: an exported model is a kdmark model; eval reads its card from the ONNX metadata."""
+    onnx_file = export_onnx(tiny_checkpoint, tmp_path / "m.onnx").path
+    data = w300_root / "300W"
+    assert main(["eval", str(tiny_checkpoint), "--data", str(data), "--out", str(tmp_path / "a")]) == 0
+    assert main(["eval", str(onnx_file), "--data", str(data), "--out", str(tmp_path / "b")]) == 0
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert abs(a["nme"] - b["nme"]) < 1e-4 and a["num_images"] == b["num_images"]
+    assert main(["export", str(onnx_file), "--out", str(tmp_path / "again.onnx")]) == 2
+    assert "an exported ONNX model where a .ckpt checkpoint is needed" in capsys.readouterr().err
+    assert main(["bench", str(onnx_file), "--data", str(data), "--runs", "2", "--max-faces", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "onnx-fp32 1t" in out and "accuracy onnx-int8" in out and "torch-eager" not in out
