@@ -220,14 +220,19 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def predict_video(predictor: Predictor, path: str | Path, redetect_every: int = 15, smooth: bool = True,
-                  progress: bool = False):
-    """Yield (frame index, RGB frame, faces) for a video. Faces are tracked from frame to frame by their landmark
-    box, re-detected every ``redetect_every`` frames, and smoothed with a One-Euro filter per track."""
+                  progress: bool = False, stats: dict | None = None, detect=None):
+    """Yield (frame index, RGB frame, faces) for a video. Faces are tracked from frame to frame by the box of their
+    raw (unsmoothed) landmarks, re-detected every ``redetect_every`` frames (a detection then replaces the box of
+    the track it overlaps, so drift never outlives a re-detection), and smoothed with a One-Euro filter per track.
+
+    ``stats`` (a dict) receives ``frames_read`` and ``frames_expected`` (the container's count, 0 when unknown), so
+    a caller can tell a truncated file; ``detect`` replaces dlib's detector (an image -> list of boxes)."""
     import cv2
     from tqdm.auto import tqdm
 
     from kdmark.data.records import DatasetError
 
+    detect = detect or detect_faces
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise DatasetError(path, "not a readable video")
@@ -236,29 +241,42 @@ def predict_video(predictor: Predictor, path: str | Path, redetect_every: int = 
     tracks: list[tuple[np.ndarray, OneEuroFilter]] = []
     bar = tqdm(total=total, desc=Path(path).name, unit="frame", disable=not progress, leave=False)
     index = 0
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        boxes = [b for b, _ in tracks]
-        if index % redetect_every == 0 or not tracks:
-            detected = detect_faces(frame)
-            # keep a track whose box overlaps a detection; new detections start new tracks
-            kept = [(b, f) for b, f in tracks if any(box_iou(b, d) > 0.3 for d in detected)]
-            fresh = [d for d in detected if not any(box_iou(b, d) > 0.3 for b, _ in kept)]
-            tracks = kept + [(d, OneEuroFilter(fps)) for d in fresh]
-            boxes = [b for b, _ in tracks]
-        faces = predictor.predict(frame, boxes) if boxes else []
-        new_tracks = []
-        for face, (_, filt) in zip(faces, tracks):
-            if smooth:
-                face.landmarks = filt(face.landmarks)
-            lo, hi = face.landmarks.min(axis=0), face.landmarks.max(axis=0)
-            new_tracks.append((np.concatenate([lo, hi]), filt))
-        tracks = new_tracks
-        yield index, frame, faces
-        index += 1
-        bar.update(1)
-    bar.close()
-    cap.release()
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            if index % redetect_every == 0 or not tracks:
+                tracks = _match_detections(tracks, detect(frame), fps)
+            faces = predictor.predict(frame, [b for b, _ in tracks]) if tracks else []
+            new_tracks = []
+            for face, (_, filt) in zip(faces, tracks):
+                lo, hi = face.landmarks.min(axis=0), face.landmarks.max(axis=0)
+                new_tracks.append((np.concatenate([lo, hi]), filt))  # the raw points place the next crop
+                if smooth:
+                    face.landmarks = filt(face.landmarks)
+            tracks = new_tracks
+            yield index, frame, faces
+            index += 1
+            bar.update(1)
+    finally:
+        bar.close()
+        cap.release()
+        if stats is not None:
+            stats.update(frames_read=index, frames_expected=total or 0)
+
+
+def _match_detections(tracks: list[tuple[np.ndarray, OneEuroFilter]], detected: list[np.ndarray],
+                      fps: float) -> list[tuple[np.ndarray, OneEuroFilter]]:
+    """Tracks after a re-detection: a track overlapping a detection takes the detection's box (keeping its
+    smoothing filter); a detection no track overlaps starts a new track; a track no detection overlaps ends."""
+    matched, used = [], set()
+    for box, filt in tracks:
+        ious = [box_iou(box, d) if i not in used else 0.0 for i, d in enumerate(detected)]
+        best = int(np.argmax(ious)) if ious else -1
+        if best >= 0 and ious[best] > 0.3:
+            used.add(best)
+            matched.append((np.asarray(detected[best], float), filt))
+    fresh = [(np.asarray(d, float), OneEuroFilter(fps)) for i, d in enumerate(detected) if i not in used]
+    return matched + fresh

@@ -102,14 +102,16 @@ def _image(predictor: Predictor, path: Path, boxes: dict, draw: Path | None) -> 
     return [f.to_dict() for f in faces]
 
 
-def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool) -> list[dict]:
-    """Per-frame faces; the drawn video keeps the input's frame rate and appears only once complete (an
-    interrupted or failed run leaves an earlier drawn video untouched)."""
+def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool) -> tuple[list[dict], bool]:
+    """(per-frame faces, whether every frame the file announces was read). The drawn video keeps the input's frame
+    rate and appears only once complete (an interrupted or failed run leaves an earlier drawn video untouched)."""
     frames, writer = [], None
     final = draw.with_name(draw.name + ".mp4") if draw is not None else None
     partial = final.with_name(f".{final.name}.partial.mp4") if final is not None else None
+    stats: dict = {}
     try:
-        for index, frame, faces in predict_video(predictor, path, smooth=smooth, progress=sys.stderr.isatty()):
+        for index, frame, faces in predict_video(predictor, path, smooth=smooth, progress=sys.stderr.isatty(),
+                                                 stats=stats):
             frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
             if final is not None:
                 if writer is None:
@@ -128,7 +130,11 @@ def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool) ->
             writer.release()
         if partial is not None:
             partial.unlink(missing_ok=True)
-    return frames
+    if stats.get("frames_expected") and stats["frames_read"] < stats["frames_expected"]:
+        print(f"kdmark: error: {path}: read {stats['frames_read']} of {stats['frames_expected']} frames (a "
+              "truncated or damaged file?); the frames read are in the results", file=sys.stderr)
+        return frames, False
+    return frames, True
 
 
 def _model_and_inputs(args) -> tuple[str, list[str]]:
@@ -161,7 +167,8 @@ def run_predict(args) -> int:
         drawn = draw / stem if draw is not None else None
         try:
             if path.suffix.lower() in VIDEO_EXTS:
-                results[key] = _video(predictor, path, drawn, not args.no_smooth)
+                results[key], whole = _video(predictor, path, drawn, not args.no_smooth)
+                failed += not whole
             else:
                 results[key] = _image(predictor, path, boxes, drawn)
         except DatasetError as err:

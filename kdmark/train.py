@@ -25,6 +25,7 @@ from kdmark.data.pipeline import Augment, LandmarkDataset, split_by_photo
 from kdmark.data.records import DatasetError
 from kdmark.errors import TrainingError
 from kdmark.evaluate import predict_dataset, score_samples
+from kdmark.io import remove_stale_temporaries
 from kdmark.losses import CoordLoss, HeatmapLoss
 from kdmark.metrics import Metrics
 from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
@@ -494,6 +495,8 @@ def prepare_run(cfg: TrainConfig, fabric) -> Path:
     if fabric.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         _lock_run(out)
+        for tmp in remove_stale_temporaries(out):  # a kill during a save leaves one; the lock says we own out/
+            fabric.print(f"kdmark: removed {tmp.name}, left by a save that was interrupted")
         last = out / "last.ckpt"
         earlier = [n for n in ("best.ckpt", "last.ckpt") if (out / n).is_file()]
         if cfg.resume and not last.is_file():

@@ -81,3 +81,12 @@ def test_no_validation_faces_says_how_to_fix_it(w300_root, tmp_path, capsys):
     assert _train(w300_root, tmp_path, "data.val_fraction=0.0001") == 2
     errors = _errors(capsys)
     assert len(errors) == 1 and "0 validation faces" in errors[0] and "raise data.val_fraction" in errors[0]
+
+
+def test_resume_removes_a_temporary_file_a_killed_save_left(w300_root, tmp_path, capsys):
+    """Issue 20.16: a kill during a save leaves .last.ckpt.PID.tmp; the next run in the folder removes it."""
+    assert _train(w300_root, tmp_path) == 0
+    stale = tmp_path / ".last.ckpt.999999999.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    assert _train(w300_root, tmp_path, "resume=true", "epochs=2", "max_steps=2") == 0
+    assert not stale.exists() and "removed .last.ckpt.999999999.tmp" in capsys.readouterr().out
