@@ -7,63 +7,12 @@ from __future__ import annotations
 import json
 
 import cv2
-import numpy as np
 import pytest
 
 from kdmark.cli import main
 from kdmark.data import read_dataset
-from kdmark.data.images import load_image
-from kdmark.predict import Predictor, predict_video
-
-
-def make_clip(sample, path, frames: int = 40, size=(480, 360), fps: float = 15.0, seed: int = 0):
-    """Warp one annotated face along a smooth random path (shift, scale, roll); returns the exact (F, K, 2)
-    landmarks. Written with MJPG at quality 95 so compression barely moves the pixels."""
-    rng = np.random.default_rng(seed)
-    img = load_image(sample.image)
-    pts = sample.points
-    x0, y0, x1, y1 = sample.landmark_box()
-    side = max(x1 - x0, y1 - y0)
-    t = np.linspace(0, 1, frames)
-    phase = rng.uniform(0, 2 * np.pi, 4)
-    cx = size[0] / 2 + 70 * np.sin(2 * np.pi * t + phase[0])
-    cy = size[1] / 2 + 40 * np.sin(2 * np.pi * t * 1.3 + phase[1])
-    scale = (140 / side) * (1 + 0.15 * np.sin(2 * np.pi * t * 0.7 + phase[2]))
-    roll = 10 * np.sin(2 * np.pi * t * 0.9 + phase[3])
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
-    truth = []
-    for k in range(frames):
-        m = cv2.getRotationMatrix2D(((x0 + x1) / 2, (y0 + y1) / 2), roll[k], scale[k])
-        m[:, 2] += [cx[k] - (x0 + x1) / 2, cy[k] - (y0 + y1) / 2]
-        frame = cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        truth.append(pts @ m[:, :2].T + m[:, 2])
-    writer.release()
-    return np.stack(truth)
-
-
-def score(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """(mean NME, jitter): inter-ocular normalised; jitter = mean frame-to-frame change of the error vector."""
-    iod = np.linalg.norm(truth[:, 36:42].mean(1) - truth[:, 42:48].mean(1), axis=1)
-    err = pred - truth
-    nme = float((np.linalg.norm(err, axis=2).mean(1) / iod).mean())
-    jitter = float((np.linalg.norm(np.diff(err, axis=0), axis=2).mean(1) / iod[1:]).mean())
-    return nme, jitter
-
-
-def track(predictor, path, truth, redetect_every: int, smooth: bool) -> np.ndarray:
-    """(F, K, 2) predictions for the clip; the "detector" gives each frame's exact landmark box, as a perfect
-    detector would (so the comparison isolates the tracker)."""
-    boxes = np.concatenate([truth.min(axis=1), truth.max(axis=1)], axis=1)
-    pred: list[np.ndarray] = []
-
-    def detect(frame):
-        return [boxes[len(pred)]]
-
-    for _, _, faces in predict_video(predictor, path, redetect_every=redetect_every, smooth=smooth, detect=detect):
-        pred.append(faces[0].landmarks)
-    return np.stack(pred)
+from kdmark.predict import Predictor
+from kdmark.videobench import MODES, make_clip, score, track
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +27,7 @@ def test_tracking_follows_the_face(clip):
     lowers jitter without raising the error much."""
     path, truth = clip
     predictor = Predictor("kdmark-68-s")
-    results = {name: score(track(predictor, path, truth, every, smooth), truth)
-               for name, every, smooth in (("per-frame", 1, False), ("tracked", 15, False), ("smoothed", 15, True))}
+    results = {name: score(track(predictor, path, truth, every, smooth), truth) for name, every, smooth in MODES}
     (nme_pf, jit_pf), (nme_tr, jit_tr), (nme_sm, jit_sm) = results.values()
     assert nme_pf < 0.08, results
     assert nme_tr < 1.25 * nme_pf, results  # drift was 2x before the fix
