@@ -41,7 +41,6 @@ def _data_info(args: argparse.Namespace) -> int:
 
 
 SPLITS = ("train", "val", "test", "common", "challenging", "full", "private", "frontal")
-ATTRIBUTES = ("largepose", "expression", "illumination", "makeup", "occlusion", "blur")
 
 
 def _tag_lines(ds) -> list[str]:

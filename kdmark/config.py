@@ -35,7 +35,6 @@ __all__ = [
     "KDConfig",
     "DistillConfig",
     "PruneConfig",
-    "EvalConfig",
     "load_config",
     "flatten_overrides",
     "from_dict",
@@ -243,22 +242,6 @@ class PruneConfig:
     train: dict = field(default_factory=dict)  # overrides of the checkpoint's training config (e.g. data.root)
 
 
-@dataclass(frozen=True)
-class EvalConfig:
-    """``kdmark eval``: score a checkpoint on a dataset."""
-
-    checkpoint: str = ""
-    data: str = ""
-    format: str = "auto"
-    split: str | None = None
-    normaliser: str | None = None  # None: the dataset's usual one
-    threshold: float | None = None  # None: the scheme's usual FR/AUC threshold
-    out_dir: str | None = None  # None: <checkpoint folder>/eval-<data name>
-    batch_size: int = 32
-    use_box: bool | None = None  # None: as in training
-    worst: int = 16  # faces in the worst-predictions grid
-
-
 # --- loading -----------------------------------------------------------------------------------------------------
 
 
@@ -357,6 +340,17 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
     node[last] = value
 
 
+def shipped(path: str | Path) -> Path:
+    """``path`` itself when it exists; otherwise, for ``recipes/...`` and ``pipelines/...``, the copy shipped inside
+    the package (so the README's commands work from an installed wheel, outside the source tree)."""
+    path = Path(path)
+    if not path.exists() and path.parts and path.parts[0] in ("recipes", "pipelines"):
+        packaged = Path(__file__).resolve().parent / path
+        if packaged.exists():
+            return packaged
+    return path
+
+
 def load_config(cls: type, path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
     """Defaults of ``cls``, then the YAML file ``path``, then ``key.sub=value`` overrides (values parsed as YAML).
 
@@ -365,6 +359,7 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list[str] 
     """
     data: dict = {}
     if path is not None:
+        path = shipped(path)
         try:
             loaded = yaml.safe_load(Path(path).read_text())
         except OSError as err:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -155,6 +154,3 @@ def apply_channel_spec(model: nn.Module, spec: dict[str, int]) -> nn.Module:
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-def checkpoint_size(path: str | Path) -> int:
-    return Path(path).stat().st_size

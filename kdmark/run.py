@@ -28,6 +28,7 @@ from kdmark.config import (
     flatten_overrides,
     from_dict,
     load_config,
+    shipped,
     to_dict,
 )
 
@@ -55,7 +56,7 @@ class PipelineConfig:
 def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[PipelineConfig, Path]:
     """Read a pipeline file. ``overrides`` are ``key=value`` settings applied to every train/distill stage, except
     ``out_dir=...`` and ``name=...``, which set the pipeline's own fields."""
-    path = Path(path)
+    path = shipped(path)  # pipelines/NAME.yaml works from an installed wheel too
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
@@ -96,7 +97,9 @@ def _resolve_refs(value: Any, run_dir: Path, done: dict[str, Path]) -> Any:
 def _stage_config(stage: StageConfig, pipeline: PipelineConfig, base: Path, stage_dir: Path,
                   done: dict[str, Path]):
     cls = DistillConfig if stage.verb == "distill" else TrainConfig
-    recipe = (base / stage.recipe) if stage.recipe else None
+    recipe = None
+    if stage.recipe:  # beside the pipeline file, or one kdmark ships (recipes/NAME.yaml)
+        recipe = base / stage.recipe if (base / stage.recipe).exists() else shipped(stage.recipe)
     settings = _resolve_refs({**pipeline.set, **stage.set}, stage_dir, done)
     overrides = flatten_overrides(settings) + [f"out_dir={stage_dir}"]
     return load_config(cls, recipe, overrides)
@@ -128,7 +131,7 @@ def _log(msg: str) -> None:
     print(f"[kdmark run] {msg}", flush=True)
 
 
-DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "default.yaml"
+DEFAULT_PIPELINE = Path(__file__).resolve().parent / "pipelines" / "default.yaml"
 # the faces `kdmark run` generates (exact labels; `kdmark data synth --label-noise` makes human-like training labels)
 SYNTHETIC_DEFAULT = {"n": 2000, "seed": 0, "size": 256, "test_fraction": 0.2, "label_noise": 0.0}
 

@@ -118,7 +118,8 @@ def distill(cfg: DistillConfig) -> RunResult:
     """Train a student with frozen teachers (``cfg.teachers``) and the distillation terms of ``cfg.kd``.
 
     Example:
-        >>> cfg = load_config(DistillConfig, "recipes/300w_mobilefan_distill.yaml", ["teachers=[teacher.ckpt]"])
+        >>> cfg = load_config(DistillConfig, "recipes/300w_mbv2_heatmap.yaml",
+        ...                   ["teachers=[kdmark-68-teacher]", "kd.heatmap=1", "kd.heatmap_kind=awing"])
         >>> kdmark.distill(cfg).best_checkpoint
     """
     fabric = make_fabric(cfg)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kdmark.config import ConfigError, EvalConfig, TrainConfig, dump_config, from_dict, load_config, to_dict
+from kdmark.config import ConfigError, PruneConfig, TrainConfig, dump_config, from_dict, load_config, to_dict
 
 RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
 
@@ -51,7 +51,7 @@ def test_dump_load_round_trip():
     cfg = load_config(TrainConfig, None, ["model.hidden=[16, 8]", "optim.milestones=[20, 40]"])
     again = from_dict(TrainConfig, yaml.safe_load(dump_config(cfg)))
     assert again == cfg and to_dict(again)["model"]["hidden"] == [16, 8]
-    assert from_dict(EvalConfig, {"checkpoint": "a.ckpt"}).worst == 16
+    assert from_dict(PruneConfig, {"checkpoint": "a.ckpt"}).ratio == 0.5
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[r.stem for r in RECIPES])

@@ -4,10 +4,10 @@
 # keep their labels, the others are distilled on (`unlabelled=`); teacher and student train on the N faces for
 # EPOCHS epochs, chosen so that every model takes about the default job's 600 optimiser steps (batches of 32, the
 # last partial batch dropped). About 8 minutes on 2 CPU cores; one run at a time.
-#   bash scripts/bench_synth_semi.sh 100 192 && bash scripts/bench_synth_semi.sh 50 600
+#   bash scripts/experiments/bench_synth_semi.sh 100 192 && bash scripts/experiments/bench_synth_semi.sh 50 600
 #   python scripts/summarise_runs.py runs/x9/n*/{teacher,student,kd}
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 N=${1:-100}
 EPOCHS=${2:-192}
 X=runs/x9/n$N
@@ -22,7 +22,7 @@ if [ ! -d $X/data/test ]; then  # the split as file links (kdmark's folder reade
   done
   ln -sf $D/test/* $X/data/test/
 fi
-source scripts/synth_bench_common.sh
+source scripts/experiments/synth_bench_common.sh
 B="recipes/300w_mbv2_heatmap.yaml data.root=$X/data $COMMON"
 # teacher and student on the N labelled faces (N = 100: 192 epochs of 3 steps ~ 12 epochs of 1600 faces)
 kdmark train $B epochs=$EPOCHS val_every=$((EPOCHS / 12)) out_dir=$X/teacher

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Issue-7 experiments on the second synthetic-face generator (BENCHMARKS.md, "Generator 2"): run after `kdmark run`
 # (uses runs/default/data and runs/default/{teacher,student}). About 20 minutes on 2 CPU cores; one run at a time.
-#   bash scripts/bench_synth_gen2.sh   then
+#   bash scripts/experiments/bench_synth_gen2.sh   then
 #   python scripts/summarise_runs.py runs/x8/{small_student,teacher24,t24_aw,student_s1,kd_s1}
 #   python scripts/train_vs_test_nme.py runs/default/teacher runs/default/student runs/default/student_kd
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 X=runs/x8
 mkdir -p $X
-source scripts/synth_bench_common.sh
+source scripts/experiments/synth_bench_common.sh
 # is the task data-limited? the student on the first 200 training faces, 96 epochs (the same number of steps)
 D=runs/default/data
 if [ ! -d $X/data_200/test ]; then

@@ -3,7 +3,7 @@ teacher, a MobileNetV2 x0.5 student without distillation and the same student wi
 (same data, seed, augmentation and schedule), evaluated on the exact-label test faces. Writes one pipeline per
 setting to runs/synth_kd/SETTING.yaml, runs it with `kdmark run` (finished stages are skipped on a re-run) and
 prints each setting's table. About an hour on 2 CPU cores for all settings.
-  python scripts/bench_synth_kd.py [SETTING ...]      (settings: noise02 noise02_64px small noise05)"""
+  python scripts/experiments/bench_synth_kd.py [SETTING ...]      (settings: noise02 noise02_64px small noise05)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RECIPE = str(ROOT / "recipes" / "300w_mbv2_heatmap.yaml")
 STUDENT = {"model.backbone": "mobilenetv2_050"}
 KD = {**STUDENT, "teachers": ["@teacher"]}

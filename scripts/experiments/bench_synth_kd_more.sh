@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # More issue-7 experiments on the default synthetic faces (BENCHMARKS.md, "More attempts"): run after `kdmark run`
 # (uses runs/default/data and runs/default/teacher). About an hour on 2 CPU cores; one run at a time.
-#   bash scripts/bench_synth_kd_more.sh   then   python scripts/summarise_runs.py runs/x7/{student_s1,pf,hm_pf,hm_lin,hm_cos,teacher24,t24_aw,semi_teacher,semi_student,semi_kd} runs/x7/small/*/
+#   bash scripts/experiments/bench_synth_kd_more.sh   then   python scripts/summarise_runs.py runs/x7/{student_s1,pf,hm_pf,hm_lin,hm_cos,teacher24,t24_aw,semi_teacher,semi_student,semi_kd} runs/x7/small/*/
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 X=runs/x7
 mkdir -p $X
-source scripts/synth_bench_common.sh
+source scripts/experiments/synth_bench_common.sh
 T=runs/default/teacher/best.ckpt
 # run-to-run spread: the baseline student with another seed
 kdmark train $S seed=1 out_dir=$X/student_s1
