@@ -419,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto: by file type (zoo models and .onnx on onnxruntime, .ckpt on PyTorch)")
     pr.add_argument("--batch-size", type=_positive, default=32, help="faces per forward pass")
     pr.add_argument("--no-smooth", action="store_true", help="video: no One-Euro smoothing")
+    pr.add_argument("--detector-threshold", type=float, default=0.0,
+                    help="keep faces whose dlib detection score is at least this (0: dlib's default; JSON "
+                         "'detector_score')")
+    pr.add_argument("--min-face", type=float, default=0.0, help="ignore detected faces smaller than this (pixels)")
     pr.set_defaults(func=_predict)
 
     mo = verbs.add_parser("models", help="the trained models shipped with kdmark: NME, size, latency, card")

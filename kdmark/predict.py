@@ -20,7 +20,8 @@ from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
 from kdmark.errors import CheckpointError, DetectorError
 
-__all__ = ["Predictor", "Face", "DetectorError", "detect_faces", "OneEuroFilter", "DLIB_HOG_TO_LANDMARK_BOX", "box_iou"]
+__all__ = ["Predictor", "Face", "DetectorError", "detect_faces", "detect_faces_scored", "OneEuroFilter",
+           "DLIB_HOG_TO_LANDMARK_BOX", "box_iou"]
 
 # How dlib's HOG box relates to the tight 68-point landmark box kdmark crops around in training, measured on
 # 1160 real 300-W faces by scripts/calibrate_detector.py (medians): centre offset (dx, dy) in detector sides and
@@ -38,10 +39,14 @@ class Face:
     landmarks: np.ndarray
     scores: np.ndarray
     detector_box: np.ndarray | None = field(default=None, repr=False)
+    detector_score: float | None = None  # dlib's detection score when kdmark found the face itself
 
     def to_dict(self) -> dict:
-        return {"box": [round(float(v), 2) for v in self.box],
-                "landmarks": np.round(self.landmarks, 3).tolist(), "scores": np.round(self.scores, 4).tolist()}
+        out = {"box": [round(float(v), 2) for v in self.box],
+               "landmarks": np.round(self.landmarks, 3).tolist(), "scores": np.round(self.scores, 4).tolist()}
+        if self.detector_score is not None:
+            out["detector_score"] = round(float(self.detector_score), 4)
+        return out
 
 
 _DETECTOR = None
@@ -49,6 +54,13 @@ _DETECTOR = None
 
 def detect_faces(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
     """dlib HOG face boxes [x0, y0, x1, y1] on an RGB image, converted to kdmark's landmark-box convention."""
+    return [box for box, _ in detect_faces_scored(image, upsample)]
+
+
+def detect_faces_scored(image: np.ndarray, upsample: int = 1, threshold: float = 0.0,
+                        min_size: float = 0.0) -> list[tuple[np.ndarray, float]]:
+    """(landmark box, dlib detection score) for each face whose score is at least ``threshold`` (dlib's own
+    cut-off is 0; higher keeps only confident faces) and whose box side is at least ``min_size`` pixels."""
     global _DETECTOR
     try:
         import dlib
@@ -56,11 +68,14 @@ def detect_faces(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
         raise DetectorError("finding faces needs dlib: pip install 'kdmark[dlib]', or pass boxes") from None
     if _DETECTOR is None:
         _DETECTOR = dlib.get_frontal_face_detector()
-    boxes = []
-    for d in _DETECTOR(np.ascontiguousarray(image), upsample):
+    found = []
+    dets, scores, _ = _DETECTOR.run(np.ascontiguousarray(image), upsample, min(threshold, 0.0))
+    for d, score in zip(dets, scores):
         det = np.array([d.left(), d.top(), d.right() + 1, d.bottom() + 1], float)
-        boxes.append(landmark_box_from_detector(det))
-    return boxes
+        box = landmark_box_from_detector(det)
+        if score >= threshold and box[2] - box[0] >= min_size:
+            found.append((box, float(score)))
+    return found
 
 
 def landmark_box_from_detector(det: np.ndarray) -> np.ndarray:
@@ -143,11 +158,15 @@ class Predictor:
         threads: CPU threads for inference (None: the library default).
         margin: crop margin around the face box (None: as in training).
         batch_size: faces per forward pass.
+        detector_threshold: keep detections scoring at least this (dlib's score; 0 is dlib's own cut-off).
+        min_face: ignore detected faces whose box is smaller than this many pixels.
     """
 
     def __init__(self, model=zoo.DEFAULT, backend: str = "auto", threads: int | None = None,
-                 margin: float | None = None, batch_size: int = 32):
+                 margin: float | None = None, batch_size: int = 32, detector_threshold: float = 0.0,
+                 min_face: float = 0.0):
         self.run, self.card = _load(model, backend, threads)
+        self.detector_threshold, self.min_face = detector_threshold, min_face
         crop = self.card.get("crop", {})
         self.margin = margin if margin is not None else crop.get("margin", 0.15)
         self.size, self.batch_size = self.card["input_size"], batch_size
@@ -178,10 +197,15 @@ class Predictor:
         """Landmarks for each face: ``boxes`` [[x0, y0, x1, y1], ...] tight around the faces (the box convention
         kdmark trains with), or None to find faces with dlib. An image without faces gives an empty list."""
         img = load_image(image) if not isinstance(image, np.ndarray) else image
+        scores: list[float | None] = []
         if boxes is None:
-            boxes = detect_faces(img)
+            found = detect_faces_scored(img, threshold=self.detector_threshold, min_size=self.min_face)
+            boxes, scores = [b for b, _ in found], [s for _, s in found]
         boxes = [np.asarray(b, float).reshape(4) for b in boxes]
-        return self.predict_crops([(img, b) for b in boxes]) if boxes else []
+        faces = self.predict_crops([(img, b) for b in boxes]) if boxes else []
+        for face, score in zip(faces, scores):
+            face.detector_score = score
+        return faces
 
     __call__ = predict
 

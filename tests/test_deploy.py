@@ -230,3 +230,16 @@ def test_eval_scores_an_exported_onnx_like_its_checkpoint(tiny_checkpoint, w300_
     assert main(["bench", str(onnx_file), "--data", str(data), "--runs", "2", "--max-faces", "8"]) == 0
     out = capsys.readouterr().out
     assert "onnx-fp32 1t" in out and "accuracy onnx-int8" in out and "torch-eager" not in out
+
+
+def test_detector_score_and_threshold(tiny_checkpoint, shared_data, tmp_path):
+    """Issue 20.15: the detector's score is in the JSON, and a threshold or a minimum face size filters faces."""
+    photo = shared_data / "photos" / "afw_1130084326.jpg"
+    counts = {}
+    for name, extra in (("all", []), ("strict", ["--detector-threshold", "10"]), ("big", ["--min-face", "5000"])):
+        out = tmp_path / f"{name}.json"
+        assert main(["predict", str(tiny_checkpoint), str(photo), "--json", str(out), *extra]) == 0
+        faces = json.loads(out.read_text())[photo.name]
+        counts[name] = len(faces)
+        assert all("detector_score" in f for f in faces)
+    assert counts == {"all": 3, "strict": 0, "big": 0}
