@@ -7,6 +7,7 @@ on stderr naming the file and the problem, and the exit status is 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import random
@@ -86,9 +87,7 @@ def _augmented_crops(samples, scheme, args):
     from kdmark.data.pipeline import Augment, LandmarkDataset
 
     cfg = load_config(TrainConfig, args.augment or None, args.overrides)
-    a = cfg.augment
-    aug = Augment(a.rotation, a.scale, a.shift, a.flip, a.brightness, a.contrast, a.gamma, a.blur, a.noise, a.grey,
-                  a.occlusion)
+    aug = Augment.from_config(dataclasses.replace(cfg.augment, enabled=True))
     size = cfg.data.input_size
     lds = LandmarkDataset(samples, scheme, RegressionCodec(size), size, aug, cfg.data.margin, cfg.data.use_box,
                           cache=False, seed=args.seed)

@@ -65,9 +65,7 @@ def adaptive_wing_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.
     return _weighted_mean(loss * (map_weight * mask + 1), weights)
 
 
-def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error over every heatmap pixel (Appl. Sci. loss2, MobileFAN L_MSE)."""
-    return _weighted_mean((pred - target) ** 2, weights)
+heatmap_mse = coord_mse  # the same mean squared error, over every heatmap pixel (Appl. Sci. loss2, MobileFAN L_MSE)
 
 
 COORD_LOSSES = {"mse": coord_mse, "l1": coord_l1, "smooth_l1": coord_smooth_l1, "wing": wing_loss}

@@ -136,9 +136,7 @@ def build_data(cfg: TrainConfig, codec) -> Data:
                     "give data.val_split or data.val_root")
         raise DatasetError(d.root, f"{len(train_samples)} training and {len(val_samples)} validation faces: "
                            f"both must be non-empty{hint}")
-    a = cfg.augment
-    aug = Augment(a.rotation, a.scale, a.shift, a.flip, a.brightness, a.contrast, a.gamma, a.blur, a.noise, a.grey,
-                  a.occlusion) if a.enabled else None
+    aug = Augment.from_config(cfg.augment)
     common = dict(scheme=ds.scheme, codec=codec, input_size=d.input_size, margin=d.margin, use_box=d.use_box,
                   cache=d.cache)
     return Data(LandmarkDataset(train_samples, augment=aug, seed=cfg.seed, **common),

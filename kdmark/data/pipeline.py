@@ -8,6 +8,7 @@ small crop, which keeps loading far from the bottleneck on small CPU machines.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import zlib
 from dataclasses import dataclass
@@ -64,6 +65,13 @@ class Augment:
     noise: float = 0.2
     grey: float = 0.1
     occlusion: float = 0.3
+
+    @classmethod
+    def from_config(cls, cfg) -> Augment | None:
+        """The strengths of an ``AugmentConfig`` (by field name), or None when it is switched off."""
+        if not cfg.enabled:
+            return None
+        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
 
     @classmethod
     def none(cls) -> Augment:
