@@ -357,13 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--quiet", action="store_true", help="no progress bar")
     lb.set_defaults(func=_data_label)
 
-    tr = verbs.add_parser("train", help="train a landmark detector from a recipe")
+    tr = verbs.add_parser("train", help="train a landmark detector from a recipe", epilog=_settings_help("train"),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     tr.add_argument("recipe", nargs="?", default=None,
                     help="YAML recipe (see recipes/); none: the built-in defaults and the overrides")
     tr.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=10 data.root=PATH")
     tr.set_defaults(func=_train)
 
-    di = verbs.add_parser("distill", help="train a student with frozen teachers and distillation losses")
+    di = verbs.add_parser("distill", help="train a student with frozen teachers and distillation losses",
+                          epilog=_settings_help("distill"), formatter_class=argparse.RawDescriptionHelpFormatter)
     di.add_argument("recipe", nargs="?", default=None,
                     help="YAML recipe (see recipes/); none: the built-in defaults and the overrides")
     di.add_argument("overrides", nargs="*", help="key=value overrides, e.g. teachers=[t.ckpt] kd.heatmap=100")
@@ -444,6 +446,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings_help(verb: str) -> str:
+    """Every key=value setting of the verb's config with its default, for --help (read from the typed schema)."""
+    import dataclasses
+    import textwrap
+
+    from kdmark.config import DistillConfig, TrainConfig
+
+    def flat(cls, prefix=""):
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if dataclasses.is_dataclass(default):
+                yield from flat(type(default), f"{prefix}{f.name}.")
+            else:
+                yield f"{prefix}{f.name}={default!r}".replace("'", "")
+
+    items = list(flat(DistillConfig if verb == "distill" else TrainConfig))
+    body = textwrap.fill("  ".join(items), width=118, initial_indent="  ", subsequent_indent="  ",
+                         break_on_hyphens=False)
+    return f"settings (key=value, defaults shown; a recipe YAML sets the same keys):\n{body}"
+
+
 def _positive(text: str) -> int:
     """argparse type: an integer of at least 1 (``--batch-size 0`` is one line, not a traceback later)."""
     try:
@@ -487,6 +510,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kdmark: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # disk full, read-only folder, a file where a folder should be: one line, no traceback
+        import errno
+
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EEXIST,
+                             errno.ENOTDIR, errno.EISDIR):
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"kdmark: error: {where}{err.strerror or err} (earlier outputs are untouched)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -125,3 +125,31 @@ def test_zero_counts_are_one_line(args, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "must be at least 1" in err[-1] and "Traceback" not in "".join(err)  # argparse: usage, then the line
+
+
+def test_disk_full_and_draw_onto_a_file_are_one_line(tiny_checkpoint, shared_data, tmp_path, monkeypatch, capsys):
+    """Issue 20.10: a full disk while writing results, and --draw naming an existing file, are one line each."""
+    import errno
+
+    import kdmark.predict_cli
+    from kdmark.cli import main
+
+    photo = shared_data / "photos" / "afw_1130084326.jpg"
+    boxes = tmp_path / "b.json"
+    boxes.write_text(json.dumps({photo.name: [[950.0, 240.0, 1130.0, 420.0]]}))
+    a_file = tmp_path / "drawn"
+    a_file.write_text("not a folder")
+    assert main(["predict", str(tiny_checkpoint), str(photo), "--boxes", str(boxes), "--draw", str(a_file)]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("kdmark: error:") and "drawn" in err[0]
+
+    def full(path, writer):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(kdmark.predict_cli, "atomic_write_bytes", full)
+    assert main(["predict", str(tiny_checkpoint), str(photo), "--boxes", str(boxes), "--json",
+                 str(tmp_path / "o.json")]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "No space left on device" in err[0] and "o.json" in err[0]
+    assert "overwrite=False" in __import__("subprocess").run(
+        ["kdmark", "train", "--help"], capture_output=True, text=True).stdout  # train --help lists the settings
