@@ -47,7 +47,9 @@ def read_checkpoint(path: str | Path) -> dict:
         if path.suffix.lower() == ".onnx":
             raise CheckpointError(f"{path}: an exported ONNX model where a .ckpt checkpoint is needed (eval and "
                                   "predict take either)") from None
-        truncated = "central directory" in str(err) or "EOF" in str(err) or isinstance(err, EOFError)
+        with open(path, "rb") as f:
+            zipped = f.read(4) == b"PK\x03\x04"  # a torch.save archive whose end is missing or damaged
+        truncated = zipped or "central directory" in str(err) or "EOF" in str(err) or isinstance(err, EOFError)
         what = "truncated (an interrupted copy or download?)" if truncated else f"{type(err).__name__}"
         raise CheckpointError(f"{path}: not a readable kdmark checkpoint ({what})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
