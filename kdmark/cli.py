@@ -411,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr = verbs.add_parser("predict", help="landmarks for images, folders and videos")
     pr.add_argument("inputs", nargs="+", metavar="[MODEL] INPUT",
                     help="optionally a model first (zoo name, .ckpt or .onnx; default kdmark-68-s), then images, "
-                         "folders of images, or videos")
+                         "folders of images, videos, or a camera (0, /dev/video0)")
     pr.add_argument("--model", default=None, help="zoo name, .ckpt or .onnx (default: kdmark-68-s)")
     pr.add_argument("--boxes", default=None, help="JSON: image file name -> [[x0, y0, x1, y1], ...]")
     pr.add_argument("--json", default=None, help="write results here (file name -> faces); - for stdout")
@@ -420,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto: by file type (zoo models and .onnx on onnxruntime, .ckpt on PyTorch)")
     pr.add_argument("--batch-size", type=_positive, default=32, help="faces per forward pass")
     pr.add_argument("--no-smooth", action="store_true", help="video: no One-Euro smoothing")
+    pr.add_argument("--max-frames", type=_positive, default=300,
+                    help="a camera input (0 or /dev/video0): stop after this many frames")
     pr.add_argument("--detector-threshold", type=float, default=0.0,
                     help="keep faces whose dlib detection score is at least this (0: dlib's default; JSON "
                          "'detector_score')")

@@ -249,29 +249,35 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def predict_video(predictor: Predictor, path: str | Path, redetect_every: int = 15, smooth: bool = True,
-                  progress: bool = False, stats: dict | None = None, detect=None):
+                  progress: bool = False, stats: dict | None = None, detect=None, max_frames: int | None = None):
     """Yield (frame index, RGB frame, faces) for a video. Faces are tracked from frame to frame by the box of their
     raw (unsmoothed) landmarks, re-detected every ``redetect_every`` frames (a detection then replaces the box of
     the track it overlaps, so drift never outlives a re-detection), and smoothed with a One-Euro filter per track.
 
     ``stats`` (a dict) receives ``frames_read`` and ``frames_expected`` (the container's count, 0 when unknown), so
-    a caller can tell a truncated file; ``detect`` replaces dlib's detector (an image -> list of boxes)."""
+    a caller can tell a truncated file; ``detect`` replaces dlib's detector (an image -> list of boxes). ``path`` may
+    be a camera index (``0``); ``max_frames`` stops after that many frames (a camera never ends by itself)."""
     import cv2
     from tqdm.auto import tqdm
 
     from kdmark.data.records import DatasetError
 
     detect = detect or detect_faces
-    cap = cv2.VideoCapture(str(path))
+    camera = isinstance(path, int)  # a camera index (0: the first webcam)
+    cap = cv2.VideoCapture(path if camera else str(path))
     if not cap.isOpened():
-        raise DatasetError(path, "not a readable video")
+        raise DatasetError(f"camera {path}" if camera else path,
+                           "cannot open this camera" if camera else "not a readable video")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    total = None if camera else int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    if stats is not None:
+        stats["fps"] = fps
     tracks: list[tuple[np.ndarray, OneEuroFilter]] = []
-    bar = tqdm(total=total, desc=Path(path).name, unit="frame", disable=not progress, leave=False)
+    bar = tqdm(total=total, desc=f"camera {path}" if camera else Path(path).name, unit="frame",
+               disable=not progress, leave=False)
     index = 0
     try:
-        while True:
+        while max_frames is None or index < max_frames:
             ok, bgr = cap.read()
             if not ok:
                 break

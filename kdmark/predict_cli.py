@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def _expand(inputs: list[str]) -> list[Path]:
                   file=sys.stderr)
             continue
         p = Path(item)
+        if camera_index(item) is not None and not p.exists():
+            files.append(p)  # a webcam: 0, 1, ... or /dev/videoN
+            continue
         if p.is_dir():
             found = sorted(f for f in p.rglob("*")
                            if f.is_file() and (is_image_file(f) or f.suffix.lower() in VIDEO_EXTS))
@@ -40,6 +44,13 @@ def _expand(inputs: list[str]) -> list[Path]:
         else:
             files.append(p)
     return files
+
+
+def camera_index(item: str | Path) -> int | None:
+    """The camera a predict input names (``0`` or ``/dev/video0``), or None."""
+    text = str(item)
+    m = re.fullmatch(r"(?:/dev/video)?(\d{1,2})", text)
+    return int(m.group(1)) if m else None
 
 
 def _unique_names(files: list[Path]) -> dict[Path, tuple[str, str]]:
@@ -102,7 +113,8 @@ def _image(predictor: Predictor, path: Path, boxes: dict, draw: Path | None) -> 
     return [f.to_dict() for f in faces]
 
 
-def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool) -> tuple[list[dict], bool]:
+def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool,
+           max_frames: int | None = None) -> tuple[list[dict], bool]:
     """(per-frame faces, whether every frame the file announces was read). The drawn video keeps the input's frame
     rate and appears only once complete (an interrupted or failed run leaves an earlier drawn video untouched)."""
     frames, writer = [], None
@@ -110,14 +122,14 @@ def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool) ->
     partial = final.with_name(f".{final.name}.partial.mp4") if final is not None else None
     stats: dict = {}
     try:
-        for index, frame, faces in predict_video(predictor, path, smooth=smooth, progress=sys.stderr.isatty(),
-                                                 stats=stats):
+        camera = camera_index(path) if not path.exists() else None
+        source = camera if camera is not None else path
+        for index, frame, faces in predict_video(predictor, source, smooth=smooth, progress=sys.stderr.isatty(),
+                                                 stats=stats, max_frames=max_frames):
             frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
             if final is not None:
                 if writer is None:
-                    cap = cv2.VideoCapture(str(path))
-                    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-                    cap.release()
+                    fps = stats.get("fps") or 25.0
                     h, w = frame.shape[:2]
                     writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                 writer.write(draw_faces(frame, faces))
@@ -167,8 +179,10 @@ def run_predict(args) -> int:
         key, stem = names[path]
         drawn = draw / stem if draw is not None else None
         try:
-            if path.suffix.lower() in VIDEO_EXTS:
-                results[key], whole = _video(predictor, path, drawn, not args.no_smooth)
+            is_camera = camera_index(path) is not None and not path.exists()
+            if path.suffix.lower() in VIDEO_EXTS or is_camera:
+                results[key], whole = _video(predictor, path, drawn, not args.no_smooth,
+                                             args.max_frames if is_camera else None)
                 failed += not whole
             else:
                 results[key] = _image(predictor, path, boxes, drawn)

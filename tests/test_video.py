@@ -56,3 +56,23 @@ def _boxes(tmp_path):
     path = tmp_path / "boxes.json"
     path.write_text("{}")
     return path
+
+
+def test_camera_input(clip, tmp_path, monkeypatch, capsys):
+    """Issue 20.14: `kdmark predict 0` reads camera 0 (here a file stands in for the device), up to --max-frames."""
+    path, _ = clip
+    real = cv2.VideoCapture
+    opened = []
+
+    def fake_capture(source, *args):
+        opened.append(source)
+        return real(str(path)) if source == 0 else real(source, *args)
+
+    monkeypatch.setattr(cv2, "VideoCapture", fake_capture)
+    out = tmp_path / "cam.json"
+    assert main(["predict", "0", "--max-frames", "12", "--json", str(out)]) == 0
+    frames = json.loads(out.read_text())["0"]
+    assert opened[0] == 0 and [f["frame"] for f in frames] == list(range(12))
+    assert all(len(f["faces"]) == 1 for f in frames)
+    assert main(["predict", "/dev/video7", "--max-frames", "2"]) == 1
+    assert "camera 7: cannot open this camera" in capsys.readouterr().err
