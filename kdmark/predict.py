@@ -193,13 +193,18 @@ class Predictor:
                 faces.append(Face(np.asarray(box, float), apply_affine(p.astype(np.float64), invert_affine(m)), s))
         return faces
 
+    def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """(landmark box, detection score) for the faces dlib finds, with this predictor's threshold and minimum
+        face size (photos and videos alike)."""
+        return detect_faces_scored(image, threshold=self.detector_threshold, min_size=self.min_face)
+
     def predict(self, image: str | Path | np.ndarray, boxes: list | np.ndarray | None = None) -> list[Face]:
         """Landmarks for each face: ``boxes`` [[x0, y0, x1, y1], ...] tight around the faces (the box convention
         kdmark trains with), or None to find faces with dlib. An image without faces gives an empty list."""
         img = load_image(image) if not isinstance(image, np.ndarray) else image
         scores: list[float | None] = []
         if boxes is None:
-            found = detect_faces_scored(img, threshold=self.detector_threshold, min_size=self.min_face)
+            found = self.detect(img)
             boxes, scores = [b for b, _ in found], [s for _, s in found]
         boxes = [np.asarray(b, float).reshape(4) for b in boxes]
         faces = self.predict_crops([(img, b) for b in boxes]) if boxes else []
@@ -255,14 +260,14 @@ def predict_video(predictor: Predictor, path: str | Path, redetect_every: int = 
     the track it overlaps, so drift never outlives a re-detection), and smoothed with a One-Euro filter per track.
 
     ``stats`` (a dict) receives ``frames_read`` and ``frames_expected`` (the container's count, 0 when unknown), so
-    a caller can tell a truncated file; ``detect`` replaces dlib's detector (an image -> list of boxes). ``path`` may
-    be a camera index (``0``); ``max_frames`` stops after that many frames (a camera never ends by itself)."""
+    a caller can tell a truncated file; ``detect`` replaces the predictor's detector (an image -> list of boxes).
+    ``path`` may be a camera index (``0``); ``max_frames`` stops after that many frames (a camera never ends)."""
     import cv2
     from tqdm.auto import tqdm
 
     from kdmark.data.records import DatasetError
 
-    detect = detect or detect_faces
+    detect = detect or (lambda image: [box for box, _ in predictor.detect(image)])
     camera = isinstance(path, int)  # a camera index (0: the first webcam)
     cap = cv2.VideoCapture(path if camera else str(path))
     if not cap.isOpened():

@@ -24,15 +24,17 @@ __all__ = ["run_predict", "draw_faces"]
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
-def _expand(inputs: list[str]) -> list[Path]:
-    files = []
+def _expand(inputs: list[str]) -> tuple[list[Path], int]:
+    """(the files, folders' contents and cameras to run on; how many inputs were refused: URLs)."""
+    files, refused = [], 0
     for item in inputs:
         if "://" in item:
             print(f"kdmark: error: {item}: URLs are not fetched; download the image and pass the file",
                   file=sys.stderr)
+            refused += 1
             continue
         p = Path(item)
-        if camera_index(item) is not None and not p.exists():
+        if camera_index(p) is not None:
             files.append(p)  # a webcam: 0, 1, ... or /dev/videoN
             continue
         if p.is_dir():
@@ -43,14 +45,13 @@ def _expand(inputs: list[str]) -> list[Path]:
             files.extend(found)
         else:
             files.append(p)
-    return files
+    return files, refused
 
 
-def camera_index(item: str | Path) -> int | None:
-    """The camera a predict input names (``0`` or ``/dev/video0``), or None."""
-    text = str(item)
-    m = re.fullmatch(r"(?:/dev/video)?(\d{1,2})", text)
-    return int(m.group(1)) if m else None
+def camera_index(path: Path) -> int | None:
+    """The camera a predict input names (``0`` or ``/dev/video0``, when no such file exists), or None."""
+    m = re.fullmatch(r"(?:/dev/video)?(\d{1,2})", str(path))
+    return int(m.group(1)) if m and not path.exists() else None
 
 
 def _unique_names(files: list[Path]) -> dict[Path, tuple[str, str]]:
@@ -113,7 +114,7 @@ def _image(predictor: Predictor, path: Path, boxes: dict, draw: Path | None) -> 
     return [f.to_dict() for f in faces]
 
 
-def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool,
+def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool, camera: int | None = None,
            max_frames: int | None = None) -> tuple[list[dict], bool]:
     """(per-frame faces, whether every frame the file announces was read). The drawn video keeps the input's frame
     rate and appears only once complete (an interrupted or failed run leaves an earlier drawn video untouched)."""
@@ -122,7 +123,6 @@ def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool,
     partial = final.with_name(f".{final.name}.partial.mp4") if final is not None else None
     stats: dict = {}
     try:
-        camera = camera_index(path) if not path.exists() else None
         source = camera if camera is not None else path
         for index, frame, faces in predict_video(predictor, source, smooth=smooth, progress=sys.stderr.isatty(),
                                                  stats=stats, max_frames=max_frames):
@@ -172,17 +172,16 @@ def run_predict(args) -> int:
     if draw is not None:
         draw.mkdir(parents=True, exist_ok=True)
     results, failed = {}, 0
-    files = _expand(args.inputs)
-    bad_inputs = sum("://" in item for item in args.inputs)
+    files, bad_inputs = _expand(args.inputs)
     names = _unique_names(files)
     for path in tqdm(files, desc="predicting", unit="file", disable=not sys.stderr.isatty(), leave=False):
         key, stem = names[path]
         drawn = draw / stem if draw is not None else None
         try:
-            is_camera = camera_index(path) is not None and not path.exists()
-            if path.suffix.lower() in VIDEO_EXTS or is_camera:
-                results[key], whole = _video(predictor, path, drawn, not args.no_smooth,
-                                             args.max_frames if is_camera else None)
+            camera = camera_index(path)
+            if path.suffix.lower() in VIDEO_EXTS or camera is not None:
+                results[key], whole = _video(predictor, path, drawn, not args.no_smooth, camera,
+                                             args.max_frames if camera is not None else None)
                 failed += not whole
             else:
                 results[key] = _image(predictor, path, boxes, drawn)
