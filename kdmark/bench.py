@@ -17,8 +17,10 @@ import numpy as np
 import torch
 
 from kdmark.checkpoint import load_model
-from kdmark.data.records import Sample
+from kdmark.data.records import DatasetError, Sample
 from kdmark.export import export_onnx, onnx_session, quantize_int8
+
+PEERS = ("dlib", "mediapipe")  # the models `bench --vs` runs beside kdmark's on the same faces
 
 __all__ = ["bench", "BenchReport", "latency_ms", "count_macs", "model_cost"]
 
@@ -152,9 +154,9 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
     from kdmark.zoo import resolve
 
     vs = tuple(dict.fromkeys((*vs, "dlib") if vs_dlib else vs))
-    unknown = [p for p in vs if p not in ("dlib", "mediapipe")]
+    unknown = [p for p in vs if p not in PEERS]
     if unknown:
-        raise ValueError(f"--vs {unknown[0]!r}: choose dlib or mediapipe")
+        raise DatasetError("--vs", f"{unknown[0]!r} is not a peer kdmark runs; choose from {', '.join(PEERS)}")
     vs_dlib = bool(vs)  # any peer: every model is scored on the faces dlib's detector finds, with its boxes
     model_path = resolve(str(model_path))  # a zoo name measures the shipped checkpoint
     onnx_only = str(model_path).lower().endswith(".onnx")  # an exported model: its own ONNX file, no PyTorch

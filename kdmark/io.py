@@ -3,13 +3,14 @@ crash or a kill never leaves a half-written file where a good one was."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_text", "remove_stale_temporaries"]
+__all__ = ["atomic_write", "atomic_write_text", "remove_stale_temporaries", "sha256_of"]
 
 _SLOW_SAVE = float(os.environ.get("KDMARK_TEST_SLOW_SAVE", "0") or 0)
 
@@ -80,3 +81,12 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
     return removed
+
+
+def sha256_of(path: str | Path) -> str:
+    """The hex sha256 of a file, read in 1 MB blocks (what model cards and checkpoint provenance record)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -3,7 +3,6 @@ timm's pretrained weights, or a weights file saved by timm or by torchvision (``
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import timm
@@ -11,6 +10,7 @@ import torch
 from torch import nn
 
 from kdmark.errors import BackboneError
+from kdmark.io import sha256_of
 
 __all__ = ["Backbone", "create_backbone", "BackboneError", "load_weights_file"]
 
@@ -117,7 +117,7 @@ def load_weights_file(model: nn.Module, path: str | Path, name: str = "") -> dic
             mapped[k] = sv
         left_out = [k for k, _ in src_items[len(target):]]
     model.load_state_dict(mapped, strict=True)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_of(path)
     how = "by name" if layout == "names" else "by layer order (another library's names)"
     print(f"kdmark: loaded {len(mapped)} tensors into {label} from {path} ({how}); left out {len(left_out)} "
           f"({_describe(left_out)})")

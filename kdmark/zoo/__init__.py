@@ -9,12 +9,13 @@ This module imports neither torch nor timm.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+
+from kdmark.io import sha256_of
 
 __all__ = ["DEFAULT", "ZooModel", "models", "get", "resolve", "is_zoo_name", "sha256_of"]
 
@@ -67,10 +68,3 @@ def resolve(spec):
     """The checkpoint file for a zoo name; any other value (a path, a module) is returned unchanged."""
     return get(spec).checkpoint if is_zoo_name(spec) else spec
 
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
