@@ -162,6 +162,12 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.web:
+        from kdmark.web import export_web
+
+        out = export_web(args.checkpoint, args.web, ort_web=args.ort_web)
+        print(f"wrote {out}/ (index.html, models, onnxruntime-web); serve it: python -m http.server -d {out} 8000")
+        return 0
     from kdmark.export import export_onnx, export_onnx_int8
 
     out = Path(args.out or Path(args.checkpoint).with_suffix(".onnx"))  # a zoo name: NAME.onnx here
@@ -277,7 +283,7 @@ def _data_label(args: argparse.Namespace) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:  # also refuses nan
         raise TeacherError(f"--min-confidence {args.min_confidence}: expected a number from 0 to 1")
     report = label_images(args.inputs, args.teachers.split(","), args.out, weights, args.min_confidence, args.copy,
-                          rank, world, progress=not args.quiet)
+                          rank, world, progress=not args.quiet, detector=args.detector)
     print(f"{args.out}: {report.summary()}")
     return 0
 
@@ -340,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb = data.add_parser("label", help="pseudo-label photos with teachers (dlib, mediapipe, checkpoints) into a "
                                        "300-W-style folder, with confidences")
     lb.add_argument("inputs", nargs="+", help="images or folders of images (searched recursively)")
+    lb.add_argument("--detector", default="blazeface", choices=["blazeface", "dlib"],
+                    help="face detector (default blazeface; dlib: its HOG detector)")
     lb.add_argument("--teachers", default="dlib,mediapipe",
                     help="comma-separated: dlib, mediapipe, mediapipe:MAP.npz (another scheme), or .ckpt/.onnx "
                          "files (default: dlib,mediapipe)")
@@ -393,8 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="output folder (default: beside the checkpoint)")
     ev.set_defaults(func=_eval)
 
-    ex = verbs.add_parser("export", help="export a checkpoint to ONNX (parity-checked), optionally INT8")
-    ex.add_argument("checkpoint", help="a .ckpt or a zoo name")
+    ex = verbs.add_parser("export", help="export a checkpoint to ONNX (parity-checked), optionally INT8, or a web page")
+    ex.add_argument("checkpoint", help="a .ckpt or a zoo name (with --web also an exported .onnx)")
+    ex.add_argument("--web", default=None, metavar="FOLDER",
+                    help="write a static web page running BlazeFace and this model in the browser, offline")
+    ex.add_argument("--ort-web", default=None, metavar="TGZ_OR_FOLDER",
+                    help="--web: onnxruntime-web from this npm package (.tgz or folder) instead of kdmark's cache")
     ex.add_argument("--format", default="onnx", choices=["onnx"])
     ex.add_argument("--out", default=None, help="output .onnx (default: beside the checkpoint)")
     ex.add_argument("--opset", type=int, default=17, help="ONNX opset version")
@@ -419,9 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-smooth", action="store_true", help="video: no One-Euro smoothing")
     pr.add_argument("--max-frames", type=_positive, default=300,
                     help="a camera input (0 or /dev/video0): stop after this many frames")
-    pr.add_argument("--detector-threshold", type=float, default=0.0,
-                    help="keep faces whose dlib detection score is at least this (0: dlib's default; JSON "
-                         "'detector_score')")
+    pr.add_argument("--detector", default="blazeface", choices=["blazeface", "dlib"],
+                    help="face detector: blazeface (MediaPipe's BlazeFace on onnxruntime, default) or dlib (HOG)")
+    pr.add_argument("--detector-threshold", type=float, default=None,
+                    help="keep faces whose detection score is at least this (default: the detector's own, 0.5 for "
+                         "BlazeFace, 0 for dlib; JSON 'detector_score')")
     pr.add_argument("--min-face", type=float, default=0.0, help="ignore detected faces smaller than this (pixels)")
     pr.set_defaults(func=_predict)
 

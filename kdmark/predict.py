@@ -1,9 +1,10 @@
 """``Predictor``: photo (or video frame) in, landmarks in original-image pixels out, from a checkpoint or an ONNX
-file, on PyTorch or onnxruntime. Faces come from ``boxes`` or from dlib's HOG detector.
+file, on PyTorch or onnxruntime. Faces come from ``boxes`` or from a face detector (``kdmark.detectors``: BlazeFace by
+default, or dlib's HOG).
 
 Example:
     >>> p = kdmark.Predictor()                            # the shipped kdmark-68-s; or a zoo name, .ckpt, .onnx
-    >>> faces = p.predict("photo.jpg")                    # dlib finds the faces
+    >>> faces = p.predict("photo.jpg")                    # BlazeFace finds the faces
     >>> faces[0].landmarks.shape, faces[0].scores.shape   # (68, 2) image pixels, (68,) per-point confidence
 """
 
@@ -18,15 +19,13 @@ import numpy as np
 from kdmark import zoo
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
+from kdmark.detectors import TO_LANDMARK_BOX, detector_box, landmark_box, make_detector
 from kdmark.errors import CheckpointError, DetectorError
 
 __all__ = ["Predictor", "Face", "DetectorError", "detect_faces", "detect_faces_scored", "OneEuroFilter",
            "DLIB_HOG_TO_LANDMARK_BOX", "box_iou"]
 
-# How dlib's HOG box relates to the tight 68-point landmark box kdmark crops around in training, measured on
-# 1160 real 300-W faces by scripts/calibrate_detector.py (medians): centre offset (dx, dy) in detector sides and
-# the landmark box side per detector side. dx measured -0.022 is set to 0: faces are left-right symmetric.
-DLIB_HOG_TO_LANDMARK_BOX = (0.0, 0.087, 0.995)
+DLIB_HOG_TO_LANDMARK_BOX = TO_LANDMARK_BOX["dlib"]  # kept for scripts that import it
 
 
 
@@ -39,7 +38,7 @@ class Face:
     landmarks: np.ndarray
     scores: np.ndarray
     detector_box: np.ndarray | None = field(default=None, repr=False)
-    detector_score: float | None = None  # dlib's detection score when kdmark found the face itself
+    detector_score: float | None = None  # the detector's score when kdmark found the face itself
 
     def to_dict(self) -> dict:
         out = {"box": [round(float(v), 2) for v in self.box],
@@ -49,50 +48,26 @@ class Face:
         return out
 
 
-_DETECTOR = None
+def detect_faces(image: np.ndarray, detector: str | None = None) -> list[np.ndarray]:
+    """Landmark boxes [x0, y0, x1, y1] of the faces ``detector`` (default BlazeFace) finds on an RGB image."""
+    return [d.box for d in make_detector(detector)(image)]
 
 
-def detect_faces(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
-    """dlib HOG face boxes [x0, y0, x1, y1] on an RGB image, converted to kdmark's landmark-box convention."""
-    return [box for box, _ in detect_faces_scored(image, upsample)]
-
-
-def detect_faces_scored(image: np.ndarray, upsample: int = 1, threshold: float = 0.0,
-                        min_size: float = 0.0) -> list[tuple[np.ndarray, float]]:
-    """(landmark box, dlib detection score) for each face whose score is at least ``threshold`` (dlib's own
-    cut-off is 0; higher keeps only confident faces) and whose box side is at least ``min_size`` pixels."""
-    global _DETECTOR
-    try:
-        import dlib
-    except ImportError:
-        raise DetectorError("finding faces needs dlib: pip install 'kdmark[dlib]', or pass boxes") from None
-    if _DETECTOR is None:
-        _DETECTOR = dlib.get_frontal_face_detector()
-    found = []
-    dets, scores, _ = _DETECTOR.run(np.ascontiguousarray(image), upsample, min(threshold, 0.0))
-    for d, score in zip(dets, scores):
-        det = np.array([d.left(), d.top(), d.right() + 1, d.bottom() + 1], float)
-        box = landmark_box_from_detector(det)
-        if score >= threshold and box[2] - box[0] >= min_size:
-            found.append((box, float(score)))
-    return found
+def detect_faces_scored(image: np.ndarray, threshold: float | None = None, min_size: float = 0.0,
+                        detector: str | None = None) -> list[tuple[np.ndarray, float]]:
+    """(landmark box, detection score) for each face scoring at least ``threshold`` (None: the detector's own
+    cut-off) whose box side is at least ``min_size`` pixels."""
+    return [(d.box, d.score) for d in make_detector(detector, threshold, min_size)(image)]
 
 
 def landmark_box_from_detector(det: np.ndarray) -> np.ndarray:
-    dx, dy, s = DLIB_HOG_TO_LANDMARK_BOX
-    side = det[2] - det[0]
-    cx, cy = (det[0] + det[2]) / 2 + dx * side, (det[1] + det[3]) / 2 + dy * side
-    half = s * side / 2
-    return np.array([cx - half, cy - half, cx + half, cy + half])
+    """The landmark box for a raw dlib HOG box (see kdmark.detectors.landmark_box)."""
+    return landmark_box(det, "dlib")
 
 
 def detector_box_from_landmark_box(box: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`landmark_box_from_detector`: the dlib HOG box a face box corresponds to."""
-    dx, dy, s = DLIB_HOG_TO_LANDMARK_BOX
-    x0, y0, x1, y1 = (float(v) for v in box)
-    side = max(x1 - x0, y1 - y0) / s
-    cx, cy = (x0 + x1) / 2 - dx * side, (y0 + y1) / 2 - dy * side
-    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+    """The dlib HOG box a landmark box corresponds to."""
+    return detector_box(box, "dlib")
 
 
 class _TorchBackend:
@@ -158,15 +133,17 @@ class Predictor:
         threads: CPU threads for inference (None: the library default).
         margin: crop margin around the face box (None: as in training).
         batch_size: faces per forward pass.
-        detector_threshold: keep detections scoring at least this (dlib's score; 0 is dlib's own cut-off).
+        detector: "blazeface" (default), "dlib", or a kdmark.detectors.FaceDetector.
+        detector_threshold: keep detections scoring at least this (None: the detector's own cut-off, 0.5 for
+            BlazeFace's probability, 0 for dlib's margin).
         min_face: ignore detected faces whose box is smaller than this many pixels.
     """
 
     def __init__(self, model=zoo.DEFAULT, backend: str = "auto", threads: int | None = None,
-                 margin: float | None = None, batch_size: int = 32, detector_threshold: float = 0.0,
-                 min_face: float = 0.0):
+                 margin: float | None = None, batch_size: int = 32, detector=None,
+                 detector_threshold: float | None = None, min_face: float = 0.0):
         self.run, self.card = _load(model, backend, threads)
-        self.detector_threshold, self.min_face = detector_threshold, min_face
+        self.detector = make_detector(detector, detector_threshold, min_face)
         crop = self.card.get("crop", {})
         self.margin = margin if margin is not None else crop.get("margin", 0.15)
         self.size, self.batch_size = self.card["input_size"], batch_size
@@ -194,13 +171,13 @@ class Predictor:
         return faces
 
     def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        """(landmark box, detection score) for the faces dlib finds, with this predictor's threshold and minimum
-        face size (photos and videos alike)."""
-        return detect_faces_scored(image, threshold=self.detector_threshold, min_size=self.min_face)
+        """(landmark box, detection score) for the faces the detector finds, with this predictor's threshold and
+        minimum face size (photos and videos alike)."""
+        return [(d.box, d.score) for d in self.detector(image)]
 
     def predict(self, image: str | Path | np.ndarray, boxes: list | np.ndarray | None = None) -> list[Face]:
         """Landmarks for each face: ``boxes`` [[x0, y0, x1, y1], ...] tight around the faces (the box convention
-        kdmark trains with), or None to find faces with dlib. An image without faces gives an empty list."""
+        kdmark trains with), or None to find them with the detector. An image without faces gives an empty list."""
         img = load_image(image) if not isinstance(image, np.ndarray) else image
         scores: list[float | None] = []
         if boxes is None:

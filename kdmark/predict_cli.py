@@ -166,7 +166,8 @@ def _model_and_inputs(args) -> tuple[str, list[str]]:
 def run_predict(args) -> int:
     model, args.inputs = _model_and_inputs(args)
     predictor = Predictor(model, backend=args.backend, batch_size=args.batch_size,
-                          detector_threshold=args.detector_threshold, min_face=args.min_face)
+                          detector=args.detector, detector_threshold=args.detector_threshold,
+                          min_face=args.min_face)
     boxes = _load_boxes(args.boxes)
     draw = Path(args.draw) if args.draw else None
     if draw is not None:

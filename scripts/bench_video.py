@@ -28,7 +28,7 @@ def main() -> int:
     ap.add_argument("model")
     ap.add_argument("--data", required=True)
     ap.add_argument("--faces", type=int, default=10)
-    ap.add_argument("--detector", choices=["exact", "dlib"], default="exact")
+    ap.add_argument("--detector", choices=["exact", "blazeface", "dlib"], default="exact")
     args = ap.parse_args()
     predictor = Predictor(args.model)
     _, held = split_by_photo(read_dataset(args.data, split="train"), 0.1)
@@ -38,7 +38,7 @@ def main() -> int:
             path = Path(tmp) / f"clip{i}.avi"
             truth = make_clip(sample, path, seed=i)
             for name, every, smooth in MODES:
-                detect = detect_faces if args.detector == "dlib" else None
+                detect = None if args.detector == "exact" else (lambda img: detect_faces(img, args.detector))
                 pred = track(predictor, path, truth, every, smooth, detect)
                 rows[name].append(score(pred, truth))
     print(f"{args.model}, {args.faces} clips x {len(truth)} frames, detector: {args.detector}")

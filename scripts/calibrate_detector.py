@@ -1,50 +1,50 @@
-"""Fit how dlib's HOG face box relates to the tight 68-landmark box on real 300-W faces.
+"""Fit how a face detector's box relates to the tight 68-landmark box, on real 300-W faces.
 
 kdmark models are trained on crops around the landmark box; at inference only a detector box exists. This script
-measures, over every face dlib finds, the landmark-box centre offset (in units of the detector box side) and the
-size ratio, and prints the medians that kdmark.predict uses (DLIB_HOG_TO_LANDMARK_BOX).
+measures, over every face the detector finds, the landmark-box centre offset (in units of the detector box side)
+and the landmark box's longer side per detector side, and prints the medians that kdmark.detectors uses
+(TO_LANDMARK_BOX).
 
-    python scripts/calibrate_detector.py ../shared/data/300w
+    python scripts/calibrate_detector.py ../shared/data/300w --detector blazeface
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import numpy as np
 
 from kdmark.data import read_dataset
 from kdmark.data.images import load_image
+from kdmark.detectors import DETECTORS, make_detector
 from kdmark.predict import box_iou
 
 
-def main(root: str) -> None:
-    import dlib
-
-    detector = dlib.get_frontal_face_detector()
-    ds = read_dataset(root, split="train")
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", nargs="?", default="../shared/data/300w")
+    ap.add_argument("--detector", choices=DETECTORS, default="blazeface")
+    args = ap.parse_args()
+    detect = make_detector(args.detector)
+    ds = read_dataset(args.root, split="train")
     rows = []
     for s in ds:
-        img = load_image(s.image)
         landmarks = s.landmark_box()
         lx0, ly0, lx1, ly1 = landmarks
-        best, best_iou = None, 0.3
-        for d in detector(img, 0):
-            box = np.array([d.left(), d.top(), d.right() + 1, d.bottom() + 1], float)
-            iou = box_iou(box, landmarks)
-            if iou > best_iou:
-                best, best_iou = box, iou
-        if best is None:
+        found = [raw for raw, _ in detect.raw(load_image(s.image)) if box_iou(raw, landmarks) > 0.3]
+        if not found:
             continue
-        side = best[2] - best[0]
-        rows.append([((lx0 + lx1) / 2 - (best[0] + best[2]) / 2) / side, ((ly0 + ly1) / 2 - (best[1] + best[3]) / 2)
-                     / side, (lx1 - lx0) / side, (ly1 - ly0) / side])
+        best = max(found, key=lambda raw: box_iou(raw, landmarks))
+        side = max(best[2] - best[0], best[3] - best[1])
+        rows.append([((lx0 + lx1) / 2 - (best[0] + best[2]) / 2) / side,
+                     ((ly0 + ly1) / 2 - (best[1] + best[3]) / 2) / side,
+                     (lx1 - lx0) / side, (ly1 - ly0) / side, max(lx1 - lx0, ly1 - ly0) / side])
     r = np.array(rows)
     med = np.median(r, axis=0)
-    print(f"faces: {len(ds)}, found by dlib: {len(r)}")
-    print("median dx, dy (per detector side), landmark w/side, h/side:", np.round(med, 4).tolist())
+    print(f"faces: {len(ds)}, found by {args.detector}: {len(r)}")
+    print("median dx, dy (per detector side), landmark w/side, h/side, longer side/side:", np.round(med, 4).tolist())
     print("IQR:", np.round(np.percentile(r, 75, axis=0) - np.percentile(r, 25, axis=0), 4).tolist())
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/300w")
+    main()

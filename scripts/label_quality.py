@@ -38,7 +38,7 @@ def main() -> None:
 
         kept = []
         for i, (img, s) in enumerate(zip(images, val)):
-            found = [b for b in detect_faces(img) if box_iou(b, s.landmark_box()) > 0.3]
+            found = [b for b in detect_faces(img, "dlib") if box_iou(b, s.landmark_box()) > 0.3]
             if found:
                 kept.append(i)
                 boxes[i] = max(found, key=lambda b: box_iou(b, s.landmark_box()))

@@ -1,7 +1,7 @@
 """``kdmark data label``: pseudo-label photos nobody annotated with several teachers, in the 300-W layout.
 
-For every photo: find the faces (dlib's HOG detector), ask each teacher for the landmarks, fuse their answers
-(weighted by each teacher's measured accuracy), and keep the faces whose teachers agree. The output folder reads
+For every photo: find the faces (BlazeFace, or dlib's HOG detector), ask each teacher for the landmarks, fuse their
+answers (weighted by each teacher's measured accuracy), and keep the faces whose teachers agree. The output folder reads
 like any 300-W-style folder (``photo.jpg`` beside ``photo_1.pts``, ``photo_2.pts``, ...), so every kdmark reader,
 ``kdmark data show`` and training load it; ``labels.csv`` tables boxes, confidences and per-teacher disagreement,
 and ``labels*.jsonl`` keep every face's per-point confidence (training weights each point by it).
@@ -27,7 +27,7 @@ from kdmark.data.readers._common import IMAGE_SUFFIXES, is_image_file
 from kdmark.data.records import DatasetError
 from kdmark.teachers import TeacherError, fuse, make_landmarker, teacher_accuracy, weights_from_accuracy
 
-__all__ = ["label_images", "LabelReport", "list_images", "read_confidences", "dlib_faces", "IMAGE_SUFFIXES"]
+__all__ = ["label_images", "LabelReport", "list_images", "read_confidences", "detector_faces", "IMAGE_SUFFIXES"]
 
 
 
@@ -64,24 +64,14 @@ def list_images(inputs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
     return found
 
 
-def dlib_faces(image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(face box in kdmark's convention, raw dlib detection) for each face dlib's HOG detector finds."""
-    from kdmark.predict import landmark_box_from_detector
+def detector_faces(detector=None) -> Callable[[np.ndarray], list[tuple[np.ndarray, np.ndarray | None]]]:
+    """A function giving (face box in kdmark's convention, raw dlib detection or None) for each face that
+    ``detector`` (a name or a kdmark.detectors.FaceDetector; default BlazeFace) finds: the dlib teacher is handed
+    its own detector's box when there is one, and finds it otherwise."""
+    from kdmark.detectors import make_detector
 
-    global _HOG
-    if _HOG is None:
-        import dlib
-
-        _HOG = dlib.get_frontal_face_detector()
-    upsample = 1 if max(image.shape[:2]) < 640 else 0
-    out = []
-    for d in _HOG(np.ascontiguousarray(image), upsample):
-        det = np.array([d.left(), d.top(), d.right() + 1, d.bottom() + 1], float)
-        out.append((landmark_box_from_detector(det), det))
-    return out
-
-
-_HOG = None
+    detect = make_detector(detector)
+    return lambda image: [(d.box, d.raw if d.source == "dlib" else None) for d in detect(image)]
 
 
 def _done(out: Path) -> set[str]:
@@ -167,11 +157,13 @@ def _shard(rank: int | None, world: int | None) -> tuple[int, int]:
 def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Path,
                  weights: Sequence[float] | None = None, min_confidence: float = 0.5, copy: bool = False,
                  rank: int | None = None, world: int | None = None, progress: bool = True,
-                 detector: Callable[[np.ndarray], list] | None = None, scheme: str | None = None) -> LabelReport:
+                 detector=None, scheme: str | None = None) -> LabelReport:
     """Label the faces in ``inputs`` (files or folders) with ``teachers`` ("dlib", "mediapipe", checkpoint paths,
     or landmarker objects) into ``out``. ``weights``: one per teacher (default: inverse squared measured NME).
     Faces whose mean point confidence is below ``min_confidence`` are left out and counted. Images are linked into
-    ``out`` (``copy=True``: copied). Every teacher must give the points of ``scheme`` (default: the first
+    ``out`` (``copy=True``: copied). ``detector``: "blazeface" (default), "dlib", a
+    kdmark.detectors.FaceDetector, or a function image -> [(box, dlib detection or None), ...]. Every teacher
+    must give the points of ``scheme`` (default: the first
     teacher's)."""
     from tqdm.auto import tqdm
 
@@ -194,7 +186,8 @@ def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Pa
         if m.num_points != get_scheme(scheme).num_points:
             raise TeacherError(f"teacher {name} gives {m.num_points} points; the labels are {scheme}")
     normaliser = get_scheme(scheme).normaliser()
-    detector = detector or dlib_faces
+    if detector is None or isinstance(detector, str) or hasattr(detector, "raw"):  # a name or a FaceDetector
+        detector = detector_faces(detector)
     out.mkdir(parents=True, exist_ok=True)
     done = _done(out)
     report = LabelReport(images=len(images))

@@ -1,0 +1,160 @@
+"""MediaPipe's BlazeFace short-range face detector on onnxruntime, torch-free.
+
+The network is MediaPipe's ``face_detection_short_range.tflite`` (Apache-2.0, see ``NOTICE``) converted once to ONNX
+by ``scripts/convert_blazeface.py``; the parts MediaPipe runs around it are written here in numpy, following its
+graph ``face_detection_short_range.pbtxt``:
+
+- input: the photo letterboxed into 128 x 128 (aspect kept, zero border), RGB scaled to [-1, 1];
+- 896 SSD anchors (``SsdAnchorsCalculator``: strides 8, 16, 16, 16, fixed anchor size, two anchors per cell at
+  stride 8 and six at stride 16), so each anchor is just a cell centre;
+- decoding (``TensorsToDetectionsCalculator``): box centre = raw / 128 + anchor, size = raw / 128, six keypoints
+  (eyes, nose tip, mouth, ear tragions) likewise; score = sigmoid(clip(raw, -100, 100));
+- weighted non-maximum suppression at IoU 0.3 (``NonMaxSuppressionCalculator``, algorithm WEIGHTED): overlapping
+  detections are averaged, weighted by score.
+
+The web page that ``kdmark export --web`` writes runs the same steps in JavaScript (``kdmark/web/kdmark.js``).
+
+Example:
+    >>> det = BlazeFace()
+    >>> for box, score, keypoints in det.detect_raw(image):   # image: RGB uint8 (H, W, 3)
+    ...     print(box, score)                                  # [x0, y0, x1, y1] image pixels, in [0, 1]
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["BlazeFace", "ONNX_PATH", "anchors", "decode", "weighted_nms", "letterbox_matrix", "tile_grid"]
+
+ONNX_PATH = Path(__file__).with_name("blazeface_short_range.onnx")
+INPUT_SIZE = 128
+SCORE_CLIP = 100.0
+NMS_IOU = 0.3
+NUM_KEYPOINTS = 6
+
+
+@lru_cache(maxsize=1)
+def anchors() -> np.ndarray:
+    """(896, 2) anchor centres in [0, 1] of the 128-px input, in the network's output order."""
+    out = []
+    for stride, per_cell in ((8, 2), (16, 6)):  # strides 16, 16, 16 share one grid: 3 layers x 2 anchors
+        n = INPUT_SIZE // stride
+        for y in range(n):
+            for x in range(n):
+                out += [((x + 0.5) / n, (y + 0.5) / n)] * per_cell
+    return np.array(out, np.float32)
+
+
+def letterbox_matrix(width: int, height: int, size: int = INPUT_SIZE) -> np.ndarray:
+    """2x3 affine from image pixels to the ``size`` x ``size`` letterboxed input (aspect kept, centred)."""
+    s = size / max(width, height)
+    return np.array([[s, 0.0, (size - s * width) / 2], [0.0, s, (size - s * height) / 2]])
+
+
+def decode(regressors: np.ndarray, logits: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes (N, 4) [x0, y0, x1, y1], scores (N,) and keypoints (N, 6, 2) in input pixels, for the anchors that
+    score at least ``threshold``."""
+    raw = regressors.reshape(-1, 4 + 2 * NUM_KEYPOINTS).astype(np.float64)
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1).astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
+    keep = scores >= threshold
+    raw, scores, a = raw[keep], scores[keep], anchors()[keep].astype(np.float64) * INPUT_SIZE
+    cx, cy = raw[:, 0] + a[:, 0], raw[:, 1] + a[:, 1]
+    w, h = raw[:, 2], raw[:, 3]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    keypoints = raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + a[:, None, :]
+    return boxes, scores, keypoints
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = ix * iy
+    area = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area - inter, 1e-12)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
+                 iou: float = NMS_IOU) -> list[tuple[np.ndarray, float, np.ndarray]]:
+    """MediaPipe's weighted NMS: take the best remaining detection, average it with every remaining detection that
+    overlaps it by more than ``iou`` (weights: scores), keep the best score; repeat. Ties keep input order."""
+    order = np.argsort(-scores, kind="stable")
+    boxes, scores, keypoints = boxes[order], scores[order], keypoints[order]
+    out = []
+    remaining = np.arange(len(scores))
+    while remaining.size:
+        overlap = _iou(boxes[remaining[0]], boxes[remaining]) > iou
+        group = remaining[overlap]
+        wts = scores[group][:, None]
+        box = (boxes[group] * wts).sum(0) / wts.sum()
+        kps = (keypoints[group] * wts[:, :, None]).sum(0) / wts.sum()
+        out.append((box, float(scores[group[0]]), kps))
+        remaining = remaining[~overlap]
+    return out
+
+
+class BlazeFace:
+    """BlazeFace short range on onnxruntime: faces that fill at least ~1/8 of the photo's longer side (selfies,
+    webcams, portraits). ``threshold`` is MediaPipe's ``min_score_thresh`` (0.5)."""
+
+    def __init__(self, threshold: float = 0.5, threads: int | None = 1, path: str | Path = ONNX_PATH,
+                 tiles: int = 1):
+        from kdmark.runtime import onnx_session
+
+        self.threshold, self.tiles = threshold, tiles
+        self.session = onnx_session(path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, image: np.ndarray, m: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray]]:
+        """Detections in the 128-px input that the 2x3 affine ``m`` makes from ``image``, mapped back to image
+        pixels."""
+        from kdmark.data.transforms import warp_image
+
+        x = warp_image(image, m, INPUT_SIZE).astype(np.float32) / 127.5 - 1.0
+        regressors, logits = self.session.run(["regressors", "classificators"],
+                                              {self.input_name: x.transpose(2, 0, 1)[None].copy()})
+        s, tx, ty = m[0, 0], m[0, 2], m[1, 2]
+        boxes, scores, kps = decode(regressors, logits, self.threshold)
+        return [((b - [tx, ty, tx, ty]) / s, float(sc), (k - [tx, ty]) / s) for b, sc, k in zip(boxes, scores, kps)]
+
+    def detect_raw(self, image: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray]]:
+        """(box [x0, y0, x1, y1], score, keypoints (6, 2)) per face, in image pixels, best first: the whole photo,
+        then (``tiles`` > 0) overlapping square tiles of it, merged by weighted NMS."""
+        h, w = image.shape[:2]
+        found = self.run(image, letterbox_matrix(w, h))
+        for x0, y0, side in tile_grid(w, h, self.tiles):
+            s = INPUT_SIZE / side
+            m = np.array([[s, 0.0, -s * x0], [0.0, s, -s * y0]])
+            edge = side * TILE_EDGE
+            found += [d for d in self.run(image, m)  # a face cut by the tile's edge is another tile's (or the
+                      if d[0][0] > x0 + edge and d[0][1] > y0 + edge  # whole photo's) to find
+                      and d[0][2] < x0 + side - edge and d[0][3] < y0 + side - edge]
+        if not found:
+            return []
+        boxes, scores, kps = (np.array(v) for v in zip(*found))
+        return weighted_nms(boxes, scores, kps)
+
+
+TILE_OVERLAP = 0.25  # tiles of one level overlap by this fraction of their side
+TILE_EDGE = 0.02  # a tile's detection that comes this close (fraction of the side) to its border is dropped
+
+
+def tile_grid(width: int, height: int, levels: int) -> list[tuple[float, float, float]]:
+    """(x0, y0, side) of square tiles: level k (1..levels) cuts the longer side into k + 1 overlapping squares
+    and covers the shorter side with as many as it takes, spread evenly."""
+    out = []
+    for k in range(1, levels + 1):
+        side = max(width, height) / (k + 1) / (1 - TILE_OVERLAP)
+        for y0 in _starts(height, side):
+            for x0 in _starts(width, side):
+                out.append((x0, y0, side))
+    return out
+
+
+def _starts(length: float, side: float) -> list[float]:
+    if side >= length:
+        return [(length - side) / 2]
+    n = int(np.ceil((length - side) / (side * (1 - TILE_OVERLAP)))) + 1
+    return [i * (length - side) / (n - 1) for i in range(n)]

@@ -1,0 +1,185 @@
+"""``kdmark export MODEL --web OUT/``: a static web page that runs BlazeFace and a kdmark model in the browser.
+
+The folder holds ``index.html``, ``kdmark.js`` (the same steps as kdmark's Python code), ``config.json``, the two ONNX
+files and onnxruntime-web's wasm build (``ort/``), copied from the npm package, so the page works offline from any
+static web server::
+
+    kdmark export kdmark-68-s --web site/
+    python -m http.server -d site 8000        # then open http://127.0.0.1:8000
+
+onnxruntime-web comes from ``ort_web`` (an ``onnxruntime-web-X.tgz`` from ``npm pack``, or an unpacked package
+folder such as ``node_modules/onnxruntime-web``), or else from kdmark's cache (``$KDMARK_CACHE``, default
+``~/.cache/kdmark``), which is filled once from the npm registry and checked against the registry's sha512.
+With a server that sends ``Cross-Origin-Opener-Policy: same-origin`` and ``Cross-Origin-Embedder-Policy:
+require-corp`` the page runs onnxruntime on two threads; otherwise on one (``?threads=N`` forces a count).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from kdmark import zoo
+from kdmark.errors import ExportError
+
+__all__ = ["export_web", "ort_web_package", "ORT_WEB_VERSION"]
+
+ORT_WEB_VERSION = "1.23.2"
+ORT_WEB_INTEGRITY = "sha512-T09JUtMn+CZLk3mFwqiH0lgQf+4S7+oYHHtk6uhaYAAJI95bTcKi5bOOZYwORXfS/RLZCjDDEXGWIuOCAFlEjg=="
+ORT_WEB_URL = f"https://registry.npmjs.org/onnxruntime-web/-/onnxruntime-web-{ORT_WEB_VERSION}.tgz"
+# package file -> name in OUT/ort/ (.js rather than .mjs: every static server sends .js as JavaScript)
+ORT_FILES = {"dist/ort.wasm.min.mjs": "ort.wasm.min.js", "dist/ort-wasm-simd-threaded.mjs": "ort-wasm-simd-threaded.js",
+             "dist/ort-wasm-simd-threaded.wasm": "ort-wasm-simd-threaded.wasm", "package.json": "package.json"}
+PAGE_FILES = ("index.html", "kdmark.js")
+MARKER = "kdmark_web_export"  # a key of config.json: a folder holding it may be replaced by a new export
+
+
+def _cache() -> Path:
+    return Path(os.environ.get("KDMARK_CACHE", Path.home() / ".cache" / "kdmark"))
+
+
+def _integrity_ok(data: bytes) -> bool:
+    algo, _, want = ORT_WEB_INTEGRITY.partition("-")
+    return base64.b64encode(hashlib.new(algo, data).digest()).decode() == want
+
+
+def ort_web_package(source: str | Path | None = None) -> dict[str, bytes]:
+    """The onnxruntime-web files the page needs (ORT_FILES keys -> bytes), from ``source`` (a .tgz or an unpacked
+    package folder) or the cache, downloading the pinned version from the npm registry into the cache if needed."""
+    if source is not None and Path(source).is_dir():
+        root = Path(source) / "package" if (Path(source) / "package").is_dir() else Path(source)
+        missing = [f for f in ORT_FILES if not (root / f).is_file()]
+        if missing:
+            raise ExportError(f"{source}: not an onnxruntime-web package folder (no {missing[0]})")
+        return {f: (root / f).read_bytes() for f in ORT_FILES}
+    if source is not None:
+        path = Path(source)
+        if not path.is_file():
+            raise ExportError(f"{source}: no such onnxruntime-web package (a .tgz from npm pack, or its folder)")
+        data = path.read_bytes()
+    else:
+        path = _cache() / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
+        data = path.read_bytes() if path.is_file() else b""
+        if not _integrity_ok(data):
+            data = _download(path)
+    return _read_tgz(data, path)
+
+
+def _download(path: Path) -> bytes:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(ORT_WEB_URL, timeout=120) as r:
+            data = r.read()
+    except OSError as err:
+        raise ExportError(f"onnxruntime-web {ORT_WEB_VERSION} is not in {path.parent} and could not be downloaded "
+                          f"({err}); get it with `npm pack onnxruntime-web@{ORT_WEB_VERSION}` and pass --ort-web "
+                          "FILE.tgz") from None
+    if not _integrity_ok(data):
+        raise ExportError(f"{ORT_WEB_URL}: the download does not match the registry's sha512; not used")
+    from kdmark.io import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: f.write(data))
+    return data
+
+
+def _read_tgz(data: bytes, name: Path) -> dict[str, bytes]:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            out = {}
+            for f in ORT_FILES:
+                member = tar.extractfile(f"package/{f}")
+                if member is None:
+                    raise KeyError(f)
+                out[f] = member.read()
+            return out
+    except (tarfile.TarError, KeyError, EOFError, OSError) as err:
+        raise ExportError(f"{name}: not an onnxruntime-web package ({err})") from None
+
+
+def _model_onnx(model, folder: Path) -> tuple[Path, dict, str]:
+    """(ONNX file, card, display name) for a zoo name, an exported .onnx or a .ckpt (exported into ``folder``)."""
+    from kdmark.runtime import read_onnx_card
+
+    name = str(model)
+    if zoo.is_zoo_name(model):
+        entry = zoo.get(model)
+        if entry.onnx is None:
+            model = entry.checkpoint
+        else:
+            return entry.onnx, read_onnx_card(entry.onnx), name
+    path = Path(model)
+    if path.suffix.lower() == ".onnx":
+        return path, read_onnx_card(path), path.stem
+    from kdmark.export import export_onnx  # a checkpoint: torch is needed for this case only
+
+    res = export_onnx(path, folder / "landmarks.onnx")
+    return res.path, read_onnx_card(res.path), path.stem
+
+
+def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles: int = 1) -> Path:
+    """Write the web page for ``model`` (a zoo name, .onnx or .ckpt) into the folder ``out`` and return it. ``out``
+    is written whole or not at all; an earlier kdmark export there is replaced, any other non-empty folder is
+    refused."""
+    from kdmark.detectors import TO_LANDMARK_BOX
+    from kdmark.detectors import blazeface as bf
+    from kdmark.predict import VIDEO_ONE_EURO
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_export(out))):
+        raise ExportError(f"{out}: exists and is not an earlier kdmark web export; choose an empty or new folder")
+    ort_files = ort_web_package(ort_web)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    stage.chmod(0o755)  # mkdtemp makes it private; a web server must read it
+    try:
+        onnx_path, card, name = _model_onnx(model, stage)
+        if onnx_path != stage / "landmarks.onnx":
+            shutil.copyfile(onnx_path, stage / "landmarks.onnx")
+        shutil.copyfile(bf.ONNX_PATH, stage / "blazeface.onnx")
+        here = Path(__file__).parent
+        for f in PAGE_FILES:
+            shutil.copyfile(here / f, stage / f)
+        (stage / "ort").mkdir()
+        for src, dst in ORT_FILES.items():
+            (stage / "ort" / dst).write_bytes(ort_files[src])
+        detectors = Path(bf.__file__).parent
+        notice = (detectors / "NOTICE").read_text() + (
+            f"\nort/: onnxruntime-web {ORT_WEB_VERSION} (npm), Copyright Microsoft Corporation, MIT licence "
+            "(ort/package.json names it; the package itself is on npm).\n"
+            "landmarks.onnx: see its model card (the kdmark_card metadata in the file).\n")
+        (stage / "NOTICE").write_text(notice)
+        shutil.copyfile(detectors / "LICENSE.mediapipe", stage / "LICENSE.mediapipe")
+        config = {
+            MARKER: 1,
+            "model": {"file": "landmarks.onnx", "name": name, "input_size": card["input_size"],
+                      "margin": card.get("crop", {}).get("margin", 0.15), "num_points": card["num_points"],
+                      "scheme": card.get("scheme")},
+            "detector": {"file": "blazeface.onnx", "threshold": 0.5, "min_face": 0.0, "tiles": tiles,
+                         "tile_overlap": bf.TILE_OVERLAP, "tile_edge": bf.TILE_EDGE, "nms_iou": bf.NMS_IOU,
+                         "to_landmark_box": list(TO_LANDMARK_BOX["blazeface"])},
+            "one_euro": list(VIDEO_ONE_EURO), "redetect_every": 15, "ort_web_version": ORT_WEB_VERSION,
+        }
+        (stage / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        stage.rename(out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return out
+
+
+def _is_export(folder: Path) -> bool:
+    try:
+        return MARKER in json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False

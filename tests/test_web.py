@@ -1,0 +1,162 @@
+"""`kdmark export MODEL --web`: the exported page works offline in a real browser (headless Chromium) on a photo and
+on a fake-camera video, and its landmarks equal onnxruntime-python's on the same pixels.
+
+Without Chromium or Playwright these browser tests skip here, and fail under CI (KDMARK_REQUIRE_BROWSER=1, set by
+.ci/run, which installs Chromium)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kdmark.cli import main
+from kdmark.detectors import TO_LANDMARK_BOX
+from kdmark.detectors import blazeface as bf
+from kdmark.errors import ExportError
+from kdmark.predict import VIDEO_ONE_EURO, Predictor
+from kdmark.web import export_web
+from kdmark.web.serve import chromium_path, launch_chromium, serve, write_y4m
+
+PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "afw_1130084326.jpg"
+TOLERANCE_PX = 0.5
+
+
+def _need_browser():
+    missing = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing = "playwright (pip install -e '.[test]')"
+    if missing is None and chromium_path() is None:
+        missing = "Chromium (apt-get install chromium)"
+    if missing:
+        if os.environ.get("KDMARK_REQUIRE_BROWSER"):
+            pytest.fail(f"browser tests are required here but {missing} is missing")
+        pytest.skip(f"no {missing} on this machine")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    return export_web("kdmark-68-s", tmp_path_factory.mktemp("web") / "site")
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> Path:
+    """The multi-face AFW photo as a PNG (lossless, so browser and Python decode the same pixels)."""
+    if not PHOTO.is_file():
+        pytest.skip(f"{PHOTO} not found")
+    out = tmp_path_factory.mktemp("photo") / "three_faces.png"
+    Image.open(PHOTO).convert("RGB").resize((1024, 768), Image.BILINEAR).save(out)
+    return out
+
+
+def test_export_writes_a_self_contained_folder(site):
+    names = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
+    assert {"index.html", "kdmark.js", "config.json", "landmarks.onnx", "blazeface.onnx", "NOTICE",
+            "LICENSE.mediapipe", "ort/ort.wasm.min.js", "ort/ort-wasm-simd-threaded.js",
+            "ort/ort-wasm-simd-threaded.wasm"} <= names
+    cfg = json.loads((site / "config.json").read_text())
+    # the page decodes with the constants Python uses
+    assert cfg["detector"]["to_landmark_box"] == list(TO_LANDMARK_BOX["blazeface"])
+    assert (cfg["detector"]["tile_overlap"], cfg["detector"]["tile_edge"], cfg["detector"]["nms_iou"]) == (
+        bf.TILE_OVERLAP, bf.TILE_EDGE, bf.NMS_IOU)
+    assert cfg["one_euro"] == list(VIDEO_ONE_EURO) and cfg["model"]["input_size"] == 96
+    html = (site / "index.html").read_text() + (site / "kdmark.js").read_text()
+    assert "http://" not in html and "https://" not in html  # no CDN, no external resource
+
+
+def test_export_refuses_a_foreign_folder_and_replaces_its_own(site, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("x")
+    with pytest.raises(ExportError, match="not an earlier kdmark web export"):
+        export_web("kdmark-68-s", foreign)
+    assert (foreign / "keep.txt").read_text() == "x"
+    again = tmp_path / "again"
+    assert main(["export", "kdmark-68-s", "--web", str(again)]) == 0
+    (again / "stale.txt").write_text("old")
+    export_web("kdmark-68-s", again)
+    assert not (again / "stale.txt").exists() and (again / "index.html").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
+def test_bad_onnxruntime_web_package_is_one_clear_error(tmp_path, capsys):
+    bad = tmp_path / "ort.tgz"
+    bad.write_bytes(b"not a tarball")
+    assert main(["export", "kdmark-68-s", "--web", str(tmp_path / "out"), "--ort-web", str(bad)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ort.tgz" in err[0] and "not an onnxruntime-web package" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def _open_page(browser, url, requests):
+    page = browser.new_page()
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url + "index.html")
+    page.wait_for_function("window.kdmark && ['ready', 'error'].includes(kdmark.state)", timeout=60_000)
+    assert page.evaluate("kdmark.state") == "ready", page.evaluate("kdmark.error")
+    return page
+
+
+def _python_faces(png: Path | bytes):
+    image = np.asarray(Image.open(io.BytesIO(png) if isinstance(png, bytes) else png).convert("RGB"))
+    return Predictor("kdmark-68-s").predict(image)
+
+
+def _assert_equal_faces(page_faces, py_faces, key="landmarks"):
+    assert len(page_faces) == len(py_faces) >= 1
+    for got, want in zip(page_faces, py_faces):
+        assert np.abs(np.array(got["box"]) - want.box).max() < TOLERANCE_PX
+        assert np.abs(np.array(got[key]) - want.landmarks).max() < TOLERANCE_PX
+
+
+def test_page_finds_the_faces_of_a_photo_like_python_offline(site, photo, tmp_path):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    requests = []
+    with serve(site) as url, sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        page = _open_page(browser, url, requests)
+        page.set_input_files("#file", str(photo))
+        page.wait_for_function("kdmark.state === 'photo-done'", timeout=60_000)
+        result = page.evaluate("kdmark.photo")
+        assert "3 face(s)" in page.inner_text("#status") and " ms" in page.inner_text("#status")
+        page.screenshot(path=str(tmp_path / "page.png"))
+        browser.close()
+    _assert_equal_faces(result["faces"], _python_faces(photo))
+    assert len(result["faces"]) == 3
+    assert requests and all(r.startswith(url) for r in requests), requests  # nothing outside the folder
+    assert (tmp_path / "page.png").stat().st_size > 50_000
+
+
+def test_page_tracks_a_fake_camera_like_python(site, photo, tmp_path):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    img = np.asarray(Image.open(photo).convert("RGB"))
+    frames = [img[120 + 4 * i:600 + 4 * i, 150:790] for i in range(10)]  # 640 x 480, the faces drift up
+    video = write_y4m(tmp_path / "camera.y4m", frames)
+    requests = []
+    with serve(site) as url, sync_playwright() as pw:
+        browser = launch_chromium(pw, fake_video=video)
+        page = _open_page(browser, url, requests)
+        page.click("#camera")
+        page.wait_for_function("kdmark.video && kdmark.video.frames >= 8", timeout=60_000)
+        first = page.evaluate("kdmark.video.first")
+        later = page.evaluate("kdmark.video.faces")
+        page.evaluate("kdmark.stopCamera()")
+        browser.close()
+    png = base64.b64decode(first["png"].split(",", 1)[1])
+    _assert_equal_faces(first["faces"], _python_faces(png), key="raw_landmarks")
+    # the first frame's smoothed landmarks are its raw ones (the filter starts there); later frames are smoothed
+    assert np.allclose(first["faces"][0]["landmarks"], first["faces"][0]["raw_landmarks"])
+    assert later and all(len(f["landmarks"]) == 68 and "raw_landmarks" in f for f in later)
+    assert all(r.startswith(url) for r in requests), requests
