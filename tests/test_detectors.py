@@ -1,0 +1,138 @@
+"""Face detectors: BlazeFace's anchors, decoding and NMS against hand-computed answers, the vendored ONNX file against
+MediaPipe's .tflite, and both detectors on a real multi-face photo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kdmark.cli import main
+from kdmark.detectors import (
+    DETECTORS,
+    TO_LANDMARK_BOX,
+    BlazeFaceDetector,
+    DetectorError,
+    detector_box,
+    landmark_box,
+    make_detector,
+)
+from kdmark.detectors import blazeface as bf
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+PHOTO = SHARED / "data" / "photos" / "afw_1130084326.jpg"
+TFLITE = SHARED / "weights" / "mediapipe" / "face_detection_short_range.tflite"
+
+
+def test_anchors_follow_mediapipes_ssd_layout():
+    a = bf.anchors()
+    assert a.shape == (896, 2)
+    # stride 8: a 16 x 16 grid, two anchors per cell, row by row; then stride 16: 8 x 8, six per cell
+    assert np.allclose(a[0], [0.5 / 16, 0.5 / 16]) and np.allclose(a[1], a[0])
+    assert np.allclose(a[2], [1.5 / 16, 0.5 / 16]) and np.allclose(a[32], [0.5 / 16, 1.5 / 16])
+    assert np.allclose(a[512:518], [0.5 / 8, 0.5 / 8]) and np.allclose(a[-1], [7.5 / 8, 7.5 / 8])
+
+
+def test_decode_by_hand():
+    reg = np.zeros((1, 896, 16), np.float32)
+    logits = np.full((1, 896, 1), -10.0, np.float32)
+    i = 512 + 6 * (8 * 3 + 5)  # stride-16 cell (x=5, y=3): anchor centre (88, 56) in input pixels
+    reg[0, i, :4] = [2.0, -4.0, 30.0, 40.0]
+    reg[0, i, 4:6] = [-6.0, -5.0]  # first keypoint (right eye) relative to the anchor
+    logits[0, i, 0] = 2.0
+    boxes, scores, kps = bf.decode(reg, logits, threshold=0.5)
+    assert boxes.shape == (1, 4) and np.allclose(boxes[0], [90 - 15, 52 - 20, 90 + 15, 52 + 20])
+    assert np.isclose(scores[0], 1 / (1 + np.exp(-2.0))) and np.allclose(kps[0, 0], [82, 51])
+    logits[0, i, 0] = 1e6  # clipped to 100 before the sigmoid, as MediaPipe does
+    assert np.isfinite(bf.decode(reg, logits, 0.5)[1]).all()
+
+
+def test_weighted_nms_averages_overlapping_boxes_by_score():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], float)
+    scores = np.array([0.6, 0.9, 0.7])
+    kps = np.zeros((3, 6, 2))
+    out = bf.weighted_nms(boxes, scores, kps)
+    assert len(out) == 2 and out[0][1] == 0.9 and out[1][1] == 0.7
+    assert np.allclose(out[0][0], [(0 * 0.6 + 1 * 0.9) / 1.5, 0, (10 * 0.6 + 11 * 0.9) / 1.5, 10])
+
+
+def test_tiles_cover_the_photo_and_overlap():
+    for w, h in ((2048, 1536), (480, 640), (100, 100)):
+        tiles = bf.tile_grid(w, h, 1)
+        assert len(tiles) >= 2
+        xs = sorted({t[0] for t in tiles})
+        side = tiles[0][2]
+        assert min(t[0] for t in tiles) <= 0 and max(t[0] for t in tiles) + side >= w - 1e-6
+        assert min(t[1] for t in tiles) <= 0 and max(t[1] for t in tiles) + side >= h - 1e-6
+        assert all(b - a < side * (1 - bf.TILE_OVERLAP) + 1e-6 for a, b in zip(xs, xs[1:]))
+    assert bf.tile_grid(640, 480, 0) == []
+
+
+def test_landmark_box_round_trips():
+    for name in DETECTORS:
+        raw = np.array([100.0, 50.0, 200.0, 150.0])
+        box = landmark_box(raw, name)
+        dx, dy, s = TO_LANDMARK_BOX[name]
+        assert np.isclose(box[2] - box[0], 100 * s) and np.isclose((box[1] + box[3]) / 2, 100 + dy * 100)
+        assert np.allclose(detector_box(box, name), raw)
+
+
+def test_unknown_detector_is_one_clear_error(capsys):
+    with pytest.raises(DetectorError, match="unknown detector 'yolo'"):
+        make_detector("yolo")
+    with pytest.raises(SystemExit) as exit_:  # the CLI refuses it before reading anything
+        main(["predict", "x.jpg", "--detector", "yolo"])
+    assert exit_.value.code == 2 and "invalid choice: 'yolo'" in capsys.readouterr().err
+
+
+def test_vendored_onnx_equals_mediapipes_tflite():
+    if not TFLITE.is_file():
+        pytest.skip(f"{TFLITE} not found")
+    interpreter = pytest.importorskip("ai_edge_litert.interpreter")
+    it = interpreter.Interpreter(model_path=str(TFLITE))
+    it.allocate_tensors()
+    net = bf.BlazeFace()
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 128, 128, 3)).astype(np.float32)
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    reg, cls = net.session.run(["regressors", "classificators"], {net.input_name: x.transpose(0, 3, 1, 2).copy()})
+    want = {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}
+    assert np.abs(reg - want["regressors"]).max() < 1e-3 and np.abs(cls - want["classificators"]).max() < 1e-3
+
+
+@pytest.fixture(scope="module")
+def photo():
+    if not PHOTO.is_file():
+        pytest.skip(f"{PHOTO} not found")
+    from kdmark.data.images import load_image
+
+    return load_image(PHOTO)
+
+
+def test_both_detectors_find_the_three_faces_where_they_are_annotated(photo):
+    from kdmark.data.pts import read_pts
+    from kdmark.predict import box_iou
+
+    truth = [read_pts(p) for p in sorted(PHOTO.parent.glob(PHOTO.stem + "_*.pts"))]
+    truth_boxes = [np.r_[t.min(0), t.max(0)] for t in truth]
+    assert len(truth_boxes) == 3
+    for name in DETECTORS:
+        found = make_detector(name)(photo)
+        assert len(found) == 3, name
+        for t in truth_boxes:
+            assert max(box_iou(d.box, t) for d in found) > 0.5, name
+    # the whole photo alone misses the smallest face: the tiles find it
+    assert len(BlazeFaceDetector(tiles=0)(photo)) == 2
+
+
+def test_predict_cli_takes_either_detector(tmp_path, photo):
+    for name in DETECTORS:
+        out = tmp_path / f"{name}.json"
+        assert main(["predict", str(PHOTO), "--detector", name, "--json", str(out)]) == 0
+        faces = json.loads(out.read_text())[PHOTO.name]
+        assert len(faces) == 3 and all("detector_score" in f for f in faces)
+    hi = tmp_path / "hi.json"
+    assert main(["predict", str(PHOTO), "--detector-threshold", "0.96", "--json", str(hi)]) == 0
+    assert 0 < len(json.loads(hi.read_text())[PHOTO.name]) < 3
