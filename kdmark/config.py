@@ -172,9 +172,13 @@ class TrainConfig:
     devices: int = 1
     strategy: str = "auto"
     num_nodes: int = 1
-    precision: str = "32-true"
-    # channels_last: NHWC tensors, 1.3x faster training of MobileNetV2 on AVX2 CPUs (BENCHMARKS.md, issue 16)
-    memory_format: Literal["contiguous", "channels_last"] = "contiguous"
+    # auto: what trains fastest on this hardware at equal accuracy (kdmark.train.resolve_auto; BENCHMARKS.md
+    # "Training speed"): bf16-mixed on CPUs with native bf16 (avx512_bf16, AMX) and on bf16 GPUs, else 32-true;
+    # the resolved value is what the run's config.yaml and checkpoints record
+    precision: str = "auto"
+    # auto: channels_last (NHWC), 1.3x faster training of MobileNetV2 on AVX2 CPUs (BENCHMARKS.md)
+    memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
+    compile: bool = False  # torch.compile the training step (see BENCHMARKS.md "Training speed" for what it buys)
     threads: int | None = None  # torch CPU threads; None: PyTorch's default
     max_steps: int | None = None  # stop after this many optimiser steps (tests, smoke runs)
     val_every: int = 1

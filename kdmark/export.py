@@ -116,11 +116,20 @@ class _Calibration:
         return None if b is None else {"image": b.astype(np.float32)}
 
 
-def quantize_int8(fp32_path: str | Path, path: str | Path, calibration_images: np.ndarray) -> Path:
-    """Static INT8 quantisation (QDQ, per-channel weights) calibrated on real face crops (N, 3, S, S) in [0, 1].
+INT8_OPS = {  # which operators quantize_int8 quantises (scripts/bench_int8.py measures each choice)
+    "conv": ["Conv", "ConvTranspose", "Gemm", "MatMul"],
+    "network": ["Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Relu", "Clip", "Resize", "Concat", "MaxPool",
+                "AveragePool", "GlobalAveragePool"],
+}
 
-    Only the network's convolutions and matrix products are quantised; the decoding stays in float.
-    """
+
+def quantize_int8(fp32_path: str | Path, path: str | Path, calibration_images: np.ndarray, fmt: str = "qdq",
+                  per_channel: bool = True, ops: str = "conv") -> Path:
+    """Static INT8 quantisation calibrated on real face crops (N, 3, S, S) in [0, 1]: ``fmt`` "qdq" (QuantizeLinear
+    / DequantizeLinear pairs that onnxruntime fuses) or "qoperator" (QLinearConv...), per-channel or per-tensor
+    weights, and ``ops`` "conv" (convolutions and matrix products only) or "network" (also the adds, activations,
+    resizes and concatenations between them, so tensors stay INT8 from one convolution to the next). The heatmap
+    decoding stays in float either way."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -133,10 +142,11 @@ def quantize_int8(fp32_path: str | Path, path: str | Path, calibration_images: n
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-            quantize_static(str(pre), str(tmp), _Calibration(calibration_images), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                            op_types_to_quantize=["Conv", "ConvTranspose", "Gemm", "MatMul"],
-                            calibrate_method=CalibrationMethod.MinMax)
+            quantize_static(str(pre), str(tmp), _Calibration(calibration_images),
+                            quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
+                            op_types_to_quantize=INT8_OPS[ops], calibrate_method=CalibrationMethod.MinMax,
+                            nodes_to_exclude=_decoding_nodes(pre) if ops == "network" else None)
         card = read_onnx_card(fp32_path) | {"precision": "int8"}
         _add_card(tmp, card)
         data = tmp.read_bytes()
@@ -145,6 +155,15 @@ def quantize_int8(fp32_path: str | Path, path: str | Path, calibration_images: n
         pre.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _decoding_nodes(path: Path) -> list[str]:
+    """Names of the nodes after the network's last convolution (the in-graph heatmap decoding): kept in float."""
+    import onnx
+
+    nodes = onnx.load(str(path)).graph.node
+    last_conv = max((i for i, n in enumerate(nodes) if n.op_type in ("Conv", "ConvTranspose")), default=-1)
+    return [n.name for n in nodes[last_conv + 1:]]
 
 
 def export_onnx_int8(model, path: str | Path, calibration: str | Path, faces: int = 128, opset: int = 17,

@@ -58,7 +58,7 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
     model, payload = load_checkpoint(cfg.checkpoint)
     dcfg = _retrain_config(cfg, payload.get("config", {}))
     out = Path(cfg.out_dir)
-    fabric = make_fabric(dcfg)
+    fabric, dcfg = make_fabric(dcfg)
     data = build_data(dcfg, model.codec)
     cache_faces(dcfg, data, fabric)
     size = model.card["input_size"]

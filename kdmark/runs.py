@@ -122,7 +122,7 @@ def distill(cfg: DistillConfig) -> RunResult:
         ...                   ["teachers=[kdmark-68-teacher]", "kd.heatmap=1", "kd.heatmap_kind=awing"])
         >>> kdmark.distill(cfg).best_checkpoint
     """
-    fabric = make_fabric(cfg)
+    fabric, cfg = make_fabric(cfg)
     data = add_unlabelled(cfg, build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size)))
     student = build_student(cfg, data)
     heatmap_size = cfg.data.input_size // cfg.model.heatmap_stride

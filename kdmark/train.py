@@ -7,6 +7,7 @@ validation NME and atomic checkpoints every epoch. Distillation reuses all of it
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -252,119 +253,166 @@ def _fmt(v) -> str:
 # --- the loop --------------------------------------------------------------------------------------------------------
 
 
+WARMUP_STEPS = 5  # steps left out of steady_images_per_s (allocator warm-up, torch.compile)
+
+
 def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, data: Data, out: Path,
         extra_config: dict | None = None) -> RunResult:
-    """The training loop. ``task(batch)`` returns a dict with ``"loss"``; everything else is bookkeeping."""
-    from timm.utils import ModelEmaV3
-    from tqdm.auto import tqdm
+    """The training loop. ``task(batch)`` returns a dict with ``"loss"``; everything else is bookkeeping: restore a
+    stopped run (:meth:`_Loop.restore`), train an epoch (:meth:`_Loop.epoch`), then validate, checkpoint and log
+    it (:meth:`_Loop.end_epoch`)."""
+    loop = _Loop(cfg, fabric, task, model, data, out, {**to_dict(cfg), **(extra_config or {})})
+    loop.restore()
+    loop.setup()
+    for epoch in range(loop.state["epoch"], cfg.epochs):
+        row = loop.epoch(epoch)
+        if loop.end_epoch(epoch, row):
+            break
+    release_run(out)
+    state = loop.state
+    return RunResult(out, loop.best, loop.last, {**loop.metrics, "best_val_nme": state["best"],
+                                                 "best_epoch": state["best_epoch"]}, fabric.global_rank)
 
-    config = {**to_dict(cfg), **(extra_config or {})}
-    sampler = EpochShuffle(len(data.train), cfg.seed, fabric.global_rank, fabric.world_size)
-    if cfg.batch_size % fabric.world_size:
-        raise TrainingError(f"batch_size {cfg.batch_size} is the global batch: it must divide evenly over "
-                            f"{fabric.world_size} processes")
-    per_device = cfg.batch_size // fabric.world_size
-    loader = DataLoader(data.train, batch_size=per_device, sampler=sampler, drop_last=len(sampler) > per_device,
-                        num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0)
-    if fabric.world_size > 1 and fabric.device.type == "cuda":  # SyncBatchNorm has no CPU implementation
-        task = torch.nn.SyncBatchNorm.convert_sync_batchnorm(task)
-    steps_per_epoch = max(1, len(loader))
-    params = [p for p in task.parameters() if p.requires_grad]
-    optimizer = build_optimizer(cfg, params)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch))
-    ema = ModelEmaV3(model, decay=cfg.ema) if cfg.ema else None
-    state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": -1}
-    log = CsvLog(out / "metrics.csv")
-    last, best = out / "last.ckpt", out / "best.ckpt"
-    if cfg.resume and last.is_file():
-        ts = read_checkpoint(last)["train_state"]
-        task.load_state_dict(ts["task"])  # the model and any trainable distillation adapters
-        optimizer.load_state_dict(ts["optimizer"])
-        scheduler.load_state_dict(ts["scheduler"])
-        if ema is not None and ts.get("ema") is not None:
-            ema.module.load_state_dict(ts["ema"])
-        state = dict(ts["state"])
-        log = CsvLog(out / "metrics.csv", ts.get("log", []))
+
+class _Loop:
+    """The state of one training run, and the three phases of :func:`fit`."""
+
+    def __init__(self, cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, data: Data, out: Path,
+                 config: dict):
+        from timm.utils import ModelEmaV3
+
+        self.cfg, self.fabric, self.model, self.data, self.config = cfg, fabric, model, data, config
+        self.sampler = EpochShuffle(len(data.train), cfg.seed, fabric.global_rank, fabric.world_size)
+        if cfg.batch_size % fabric.world_size:
+            raise TrainingError(f"batch_size {cfg.batch_size} is the global batch: it must divide evenly over "
+                                f"{fabric.world_size} processes")
+        per_device = cfg.batch_size // fabric.world_size
+        self.loader = DataLoader(data.train, batch_size=per_device, sampler=self.sampler,
+                                 drop_last=len(self.sampler) > per_device, num_workers=cfg.data.num_workers,
+                                 persistent_workers=cfg.data.num_workers > 0)
+        if fabric.world_size > 1 and fabric.device.type == "cuda":  # SyncBatchNorm has no CPU implementation
+            task = torch.nn.SyncBatchNorm.convert_sync_batchnorm(task)
+        self.task = task
+        self.optimizer = build_optimizer(cfg, [p for p in task.parameters() if p.requires_grad])
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(cfg, max(1, len(self.loader))))
+        self.ema = ModelEmaV3(model, decay=cfg.ema) if cfg.ema else None
+        self.state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": -1}
+        self.log = CsvLog(out / "metrics.csv")
+        self.out, self.last, self.best = out, out / "last.ckpt", out / "best.ckpt"
+        self.metrics: dict = {}
+        self.channels_last = cfg.memory_format == "channels_last"
+
+    def restore(self) -> None:
+        """Continue from ``last.ckpt`` when ``resume`` is set and it exists."""
+        if not (self.cfg.resume and self.last.is_file()):
+            return
+        ts = read_checkpoint(self.last)["train_state"]
+        self.task.load_state_dict(ts["task"])  # the model and any trainable distillation adapters
+        self.optimizer.load_state_dict(ts["optimizer"])
+        self.scheduler.load_state_dict(ts["scheduler"])
+        if self.ema is not None and ts.get("ema") is not None:
+            self.ema.module.load_state_dict(ts["ema"])
+        self.state = dict(ts["state"])
+        self.log = CsvLog(self.out / "metrics.csv", ts.get("log", []))
         _set_rng_state(ts["rng"])
-        fabric.print(f"resumed from {last} at epoch {state['epoch']}, step {state['step']}")
-    channels_last = cfg.memory_format == "channels_last"
-    if channels_last:
-        task = task.to(memory_format=torch.channels_last)
-    task, optimizer = fabric.setup(task, optimizer)
-    loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)  # EpochShuffle shards by itself
-    metrics: dict = {}
-    show = cfg.progress and fabric.is_global_zero
-    set_task_epoch = getattr(_unwrap(task), "set_epoch", None)  # e.g. a distillation weight ramp
+        self.fabric.print(f"resumed from {self.last} at epoch {self.state['epoch']}, step {self.state['step']}")
 
-    for epoch in range(state["epoch"], cfg.epochs):
-        sampler.use_epoch(epoch)
-        data.train.set_epoch(epoch)
+    def setup(self) -> None:
+        """Memory format, compilation and Fabric's wrappers (after restoring: state dict keys stay plain)."""
+        task = self.task
+        if self.channels_last:
+            task = task.to(memory_format=torch.channels_last)
+        if self.cfg.compile:
+            task = torch.compile(task)
+        self.task, self.optimizer = self.fabric.setup(task, self.optimizer)
+        # EpochShuffle shards by itself
+        self.loader = self.fabric.setup_dataloaders(self.loader, use_distributed_sampler=False)
+        self.set_task_epoch = getattr(_unwrap(self.task), "set_epoch", None)  # e.g. a distillation weight ramp
+
+    def epoch(self, epoch: int) -> dict:
+        """Train one epoch; returns its log row (step, lr, time, images/s, mean losses)."""
+        from tqdm.auto import tqdm
+
+        cfg, state, task, optimizer = self.cfg, self.state, self.task, self.optimizer
+        self.sampler.use_epoch(epoch)
+        self.data.train.set_epoch(epoch)
         task.train()
-        t0, sums, seen = time.time(), {}, 0
+        t0, sums, seen, t_warm = time.time(), {}, 0, None
+        show = cfg.progress and self.fabric.is_global_zero
         # disable=None: a bar on a terminal, none in a log file (the epoch summary line is printed either way)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=None if show else True,
+        bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=None if show else True,
                    leave=False)
         for i, batch in enumerate(bar):
-            if set_task_epoch is not None:
-                set_task_epoch(epoch + i / max(len(loader), 1))
-            if channels_last:
+            if self.set_task_epoch is not None:
+                self.set_task_epoch(epoch + i / max(len(self.loader), 1))
+            if self.channels_last:
                 batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
             out_step = task(batch)  # forward: the task returns {"loss": ..., "loss_<part>": ...}
             loss = out_step["loss"]
             if not torch.isfinite(loss):
                 raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {state['step']}; "
-                                    f"the last good checkpoint is {last if last.exists() else 'not written yet'}")
-            fabric.backward(loss)
+                                    "the last good checkpoint is "
+                                    f"{self.last if self.last.exists() else 'not written yet'}")
+            self.fabric.backward(loss)
             if cfg.optim.grad_clip:
-                fabric.clip_gradients(task, optimizer, max_norm=cfg.optim.grad_clip, error_if_nonfinite=False)
+                self.fabric.clip_gradients(task, optimizer, max_norm=cfg.optim.grad_clip, error_if_nonfinite=False)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
+            self.scheduler.step()
             state["step"] += 1
-            if ema is not None:
-                ema.update(model, step=state["step"])
+            if self.ema is not None:
+                self.ema.update(self.model, step=state["step"])
             for k, v in out_step.items():
                 if k.startswith("loss"):
                     sums[k] = sums.get(k, 0.0) + float(v.detach())  # a host sync per step; cheap next to the step
             seen += 1
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            if seen == WARMUP_STEPS:
+                t_warm = time.time()
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
             if cfg.max_steps and state["step"] >= cfg.max_steps:
                 break
         state["epoch"] = epoch + 1
-        eval_model = ema.module if ema is not None else model
-        row = {"epoch": epoch + 1, "step": state["step"], "lr": scheduler.get_last_lr()[0],
-               "train_time_s": round(time.time() - t0, 2), "images_per_s": round(seen * cfg.batch_size /
-                                                                                  max(time.time() - t0, 1e-9), 2)}
-        row |= {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
+        elapsed = time.time() - t0
+        row = {"epoch": epoch + 1, "step": state["step"], "lr": self.scheduler.get_last_lr()[0],
+               "train_time_s": round(elapsed, 2), "images_per_s": round(seen * cfg.batch_size / max(elapsed, 1e-9), 2)}
+        if t_warm is not None and seen > WARMUP_STEPS:  # the loop's steady state: no warm-up, no compilation
+            steady = (seen - WARMUP_STEPS) * cfg.batch_size / max(time.time() - t_warm, 1e-9)
+            row["steady_images_per_s"] = round(steady, 2)
+        return row | {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
+
+    def end_epoch(self, epoch: int, row: dict) -> bool:
+        """Validate (every ``val_every`` epochs and at the end), save best/last checkpoints, log; True when the
+        run is over."""
+        cfg, state, fabric = self.cfg, self.state, self.fabric
+        eval_model = self.ema.module if self.ema is not None else self.model
         final = epoch + 1 == cfg.epochs or bool(cfg.max_steps and state["step"] >= cfg.max_steps)
         if (epoch + 1) % cfg.val_every == 0 or final:
-            val, _, _ = validate(eval_model, data, fabric)
+            val, _, _ = validate(eval_model, self.data, fabric)
             row |= {"val_nme": val.nme, "val_fr": val.fr, "val_auc": val.auc}
-            metrics = {"val": val.to_dict(), "epoch": epoch + 1}
+            self.metrics = {"val": val.to_dict(), "epoch": epoch + 1}
             if val.nme < state["best"]:
                 state["best"], state["best_epoch"] = val.nme, epoch + 1
                 if fabric.is_global_zero:
-                    save_checkpoint(best, eval_model, config, metrics)
+                    save_checkpoint(self.best, eval_model, self.config, self.metrics)
         if fabric.is_global_zero:
-            log.add(row)
-            train_state = {"model": model.state_dict(), "task": _unwrap(task).state_dict(),
-                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                           "ema": ema.module.state_dict() if ema else None,
-                           "state": dict(state), "rng": _rng_state(), "log": log.rows}
-            save_checkpoint(last, eval_model, config, metrics, train_state)
+            self.log.add(row)
+            train_state = {"model": self.model.state_dict(), "task": _unwrap(self.task).state_dict(),
+                           "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                           "ema": self.ema.module.state_dict() if self.ema else None,
+                           "state": dict(state), "rng": _rng_state(), "log": self.log.rows}
+            save_checkpoint(self.last, eval_model, self.config, self.metrics, train_state)
             fabric.print(_summary(row, state))
         fabric.barrier()
-        if final:
-            break
-    release_run(out)
-    return RunResult(out, best, last, {**metrics, "best_val_nme": state["best"], "best_epoch": state["best_epoch"]},
-                     fabric.global_rank)
+        return final
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
     """The task under Fabric's (and DDP's) wrappers, so its state_dict keys do not depend on the strategy."""
-    while hasattr(module, "module") and not isinstance(module, SupervisedTask):
-        module = module.module
+    while not isinstance(module, SupervisedTask):
+        inner = getattr(module, "_orig_mod", None) or getattr(module, "module", None)  # torch.compile, Fabric, DDP
+        if inner is None:
+            break
+        module = inner
     return module
 
 
@@ -431,16 +479,43 @@ def build_student(cfg: TrainConfig, data: Data) -> LandmarkNet:
     return model
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512_BF16 or AMX): only then is bf16 autocast faster than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_auto(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``precision`` and ``memory_format`` "auto" replaced by this hardware's choice (measured in
+    BENCHMARKS.md "Training speed")."""
+    changes = {}
+    if cfg.precision == "auto":
+        gpu = cfg.accelerator in ("auto", "cuda", "gpu") and torch.cuda.is_available()
+        if gpu:
+            changes["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        else:
+            changes["precision"] = "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    if cfg.memory_format == "auto":
+        changes["memory_format"] = "channels_last"
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
 def make_fabric(cfg: TrainConfig):
+    """(Fabric, cfg with "auto" settings resolved): every job sets up its run through this, so train, distill and
+    prune get the same devices, precision and memory format, and record the same resolved config."""
     from lightning.fabric import Fabric
 
+    cfg = resolve_auto(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
                     num_nodes=cfg.num_nodes, precision=cfg.precision)
     fabric.launch()
     fabric.seed_everything(cfg.seed, verbose=False)
-    return fabric
+    return fabric, cfg
 
 
 def cache_faces(cfg: TrainConfig, data: Data, fabric) -> None:
@@ -514,7 +589,7 @@ def train(cfg: TrainConfig) -> RunResult:
         >>> result = kdmark.train(cfg)
         >>> result.best_checkpoint
     """
-    fabric = make_fabric(cfg)
+    fabric, cfg = make_fabric(cfg)
     data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size))
     model = build_student(cfg, data)
     cache_faces(cfg, data, fabric)
