@@ -319,9 +319,7 @@ class _Loop:
 
     def setup(self) -> None:
         """Memory format, compilation and Fabric's wrappers (after restoring: state dict keys stay plain)."""
-        task = self.task
-        if self.channels_last:
-            task = task.to(memory_format=torch.channels_last)
+        task = to_channels_last(self.task) if self.channels_last else self.task
         if self.cfg.compile:
             task = torch.compile(task)
         self.task, self.optimizer = self.fabric.setup(task, self.optimizer)
@@ -404,6 +402,15 @@ class _Loop:
             fabric.print(_summary(row, state))
         fabric.barrier()
         return final
+
+
+def to_channels_last(task: torch.nn.Module) -> torch.nn.Module:
+    """The task's weights, and its frozen teachers' (which are not submodules), in channels-last (NHWC) layout:
+    a teacher left contiguous costs 1.6x its channels-last forward pass in every distillation step."""
+    task = task.to(memory_format=torch.channels_last)
+    for teacher in getattr(task, "teachers", ()):
+        teacher.to(memory_format=torch.channels_last)
+    return task
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:

@@ -109,14 +109,44 @@ def one(data: str, overrides: list[str], steps: int) -> dict:
     return {"kdmark": kdmark_ips, "plain": plain_ips, "peak_mb": peak_mb, "resolved": resolved}
 
 
+def teacher_cost(runs: int = 5) -> None:
+    """A distillation step's teacher forward (kdmark-68-teacher, batch 32 of 96-px student images, resized to its
+    128 px), as DistillTask runs it (no_grad, eval): contiguous weights against channels-last, as fit converts them."""
+    import torch
+
+    from kdmark import zoo
+    from kdmark.distill import Teacher
+
+    teacher = Teacher(str(zoo.resolve("kdmark-68-teacher")), 96, 24)
+    x = torch.rand(32, 3, 96, 96).contiguous(memory_format=torch.channels_last)
+
+    def ms() -> float:
+        for _ in range(2):
+            teacher(x)
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            teacher(x)
+        return (time.perf_counter() - t0) / runs * 1e3
+
+    before = ms()
+    teacher.to(memory_format=torch.channels_last)
+    after = ms()
+    print(f"teacher forward per distillation step (batch 32): {before:.0f} ms with contiguous weights (before), "
+          f"{after:.0f} ms channels-last (now), x{before / after:.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/300w")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--only", default=None, help="only models whose name contains this")
     ap.add_argument("--rows", default=None, help="only rows whose name contains one of these (comma-separated)")
+    ap.add_argument("--teacher", action="store_true", help="only time a distillation teacher's forward pass")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: JSON overrides, run in this process
     args = ap.parse_args()
+    if args.teacher:
+        teacher_cost()
+        return 0
     if args.one is not None:
         print("RESULT " + json.dumps(one(args.data, json.loads(args.one), args.steps)), flush=True)
         return 0

@@ -157,6 +157,20 @@ def test_teacher_is_frozen_and_outside_the_task():
     assert out["loss_kd_heatmap"] > 0
 
 
+def test_channels_last_reaches_the_frozen_teachers_and_changes_no_output():
+    from kdmark.train import to_channels_last
+
+    teacher = Teacher(_net(seed=1), student_size=64, heatmap_size=16)
+    student = _net()
+    task = DistillTask(student, [teacher], [("heatmap", 1.0, HeatmapKD())])
+    batch = _batch(student)
+    before = task(batch)["loss"]
+    to_channels_last(task)
+    convs = [m.weight for m in (*student.modules(), *teacher.modules()) if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs if w.shape[-1] > 1)
+    assert torch.allclose(task(batch)["loss"], before, rtol=1e-4)
+
+
 def test_kd_weight_zero_is_exactly_supervised_training():
     student_a, student_b = _net("joint"), _net("joint")
     teacher = Teacher(_net("joint", seed=3), 64, 16)
