@@ -103,6 +103,56 @@ def _crops(samples: list[Sample], card: dict, boxes: list[np.ndarray]) -> tuple[
     return np.stack(crops), back
 
 
+def _faces(data, split, scheme, heldout, max_faces, vs_dlib, detector, notes):
+    """(dataset, faces to score, their boxes, dlib's raw detections for them): ground-truth landmark boxes, or with
+    peers the faces the detectors find (see ``bench``'s notes)."""
+    from kdmark.data import read_dataset
+
+    ds, samples, boxes, dlib_dets = None, [], [], []
+    if data is None:
+        return ds, samples, boxes, dlib_dets
+    ds = read_dataset(data, split=split, scheme=scheme)
+    samples = ds.samples
+    if heldout:  # the faces kdmark's fixed split held out for validation (what training never saw)
+        from kdmark.data.pipeline import split_by_photo
+
+        samples = split_by_photo(ds, heldout)[1]
+    samples = samples[:max_faces]
+    if vs_dlib:
+        idx, dlib_dets, boxes = _dlib_boxes(samples)
+        if detector == "dlib":
+            notes.append(f"dlib's HOG detector found {len(idx)} of {len(samples)} faces; every model is scored "
+                         "on those faces, each given the same detector box")
+        else:  # kdmark (and MediaPipe) from the detector's boxes; dlib's predictor from its own detections
+            found = _detector_boxes(samples, detector)
+            keep = [k for k, i in enumerate(idx) if i in found]
+            notes.append(f"{detector} found {len(found)} of {len(samples)} faces and dlib's HOG detector "
+                         f"{len(idx)}; every model is scored on the {len(keep)} both found, kdmark's and "
+                         f"MediaPipe's from the {detector} box, dlib's predictor from its own detector's box")
+            idx, dlib_dets, boxes = [idx[k] for k in keep], [dlib_dets[k] for k in keep], \
+                [found[idx[k]] for k in keep]
+        samples = [samples[i] for i in idx]
+    else:
+        boxes = [s.landmark_box() for s in samples]
+        notes.append("boxes: the tight ground-truth landmark box of each face (kdmark's training convention)")
+    return ds, samples, boxes, dlib_dets
+
+
+def _detector_boxes(samples: list[Sample], detector: str) -> dict[int, np.ndarray]:
+    """Sample index -> the landmark box of the detection overlapping its annotation best (IoU > 0.3)."""
+    from kdmark.data.images import load_image
+    from kdmark.detectors import make_detector
+    from kdmark.predict import box_iou
+
+    detect, found = make_detector(detector), {}
+    for i, s in enumerate(samples):
+        truth = s.landmark_box()
+        best = max(detect(load_image(s.image)), key=lambda d: box_iou(d.box, truth), default=None)
+        if best is not None and box_iou(best.box, truth) > 0.3:
+            found[i] = best.box
+    return found
+
+
 def _dlib_boxes(samples: list[Sample]) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
     """Faces dlib's HOG detector finds (matched to the annotation by IoU > 0.3): indices, raw detector boxes,
     and the same boxes in kdmark's landmark-box convention."""
@@ -129,25 +179,25 @@ def _dlib_boxes(samples: list[Sample]) -> tuple[list[int], list[np.ndarray], lis
 
 def bench(model_path: str | Path, data: str | Path | None = None, split: str | None = None, vs_dlib: bool = False,
           runs: int = 30, max_faces: int = 200, int8: bool = True, workdir: str | Path | None = None,
-          heldout: float | None = None, vs: tuple[str, ...] = ()) -> BenchReport:
+          heldout: float | None = None, vs: tuple[str, ...] = (), detector: str = "blazeface") -> BenchReport:
     """Measure a checkpoint (see :func:`_bench`); the exported files go to ``workdir``, or to a temporary folder
     that is removed afterwards."""
     import shutil
 
     work = Path(workdir or tempfile.mkdtemp(prefix="kdmark-bench-"))
     try:
-        return _bench(model_path, data, split, vs_dlib, runs, max_faces, int8, work, heldout, vs)
+        return _bench(model_path, data, split, vs_dlib, runs, max_faces, int8, work, heldout, vs, detector)
     finally:
         if workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
 def _bench(model_path: str | Path, data: str | Path | None, split: str | None, vs_dlib: bool, runs: int,
-           max_faces: int, int8: bool, work: Path, heldout: float | None, vs: tuple[str, ...]) -> BenchReport:
+           max_faces: int, int8: bool, work: Path, heldout: float | None, vs: tuple[str, ...],
+           detector: str = "blazeface") -> BenchReport:
     """Measure a checkpoint: params, MACs, sizes, latency p50/p90 (batch 1, one thread and all threads) for
     PyTorch eager, ONNX Runtime FP32 and INT8; accuracy per backend on ``data`` (or, with ``heldout``, on the
     faces kdmark's fixed validation split holds out of it); and dlib alongside."""
-    from kdmark.data import read_dataset
     from kdmark.data.transforms import apply_affine
     from kdmark.evaluate import score_samples
     from kdmark.schemes import get_scheme
@@ -173,23 +223,8 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
     report = BenchReport(params, macs, sizes, {})
     if onnx_only:
         report.notes.append("an exported ONNX model: PyTorch latency and MACs need its checkpoint")
-    samples, boxes, dlib_dets, notes = [], [], [], report.notes
-    if data is not None:
-        ds = read_dataset(data, split=split, scheme=scheme)
-        samples = ds.samples
-        if heldout:  # the faces kdmark's fixed split held out for validation (what training never saw)
-            from kdmark.data.pipeline import split_by_photo
-
-            samples = split_by_photo(ds, heldout)[1]
-        samples = samples[:max_faces]
-        if vs_dlib:
-            idx, dlib_dets, boxes = _dlib_boxes(samples)
-            notes.append(f"dlib's HOG detector found {len(idx)} of {len(samples)} faces; both models are scored on "
-                         "those faces, each given the same detector box")
-            samples = [samples[i] for i in idx]
-        else:
-            boxes = [s.landmark_box() for s in samples]
-            notes.append("boxes: the tight ground-truth landmark box of each face (kdmark's training convention)")
+    ds, samples, boxes, dlib_dets = _faces(data, split, scheme, heldout, max_faces, vs_dlib, detector, report.notes)
+    notes = report.notes
     crops, back = _crops(samples, card, boxes) if samples else (np.random.rand(8, 3, size, size), [])
     int8_path = None
     if int8:

@@ -221,7 +221,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise DatasetError("--runs" if args.runs < 1 else "--max-faces", "must be at least 1")
     vs = tuple(v.strip() for v in args.vs.split(",") if v.strip()) if args.vs else ()  # bench checks the names
     report = bench(args.model, data=args.data, split=args.split, vs=vs, runs=args.runs,
-                   max_faces=args.max_faces, int8=not args.no_int8, heldout=args.heldout)
+                   max_faces=args.max_faces, int8=not args.no_int8, heldout=args.heldout, detector=args.detector)
     for line in report.lines():
         print(line)
     if args.json:
@@ -302,11 +302,18 @@ def _add_data_source(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: one sub-parser per verb, each calling the public API (the functions below register them)."""
     parser = argparse.ArgumentParser(prog="kdmark", description="Small, fast facial-landmark detectors by "
                                      "knowledge distillation.")
     parser.add_argument("--version", action="version", version=f"kdmark {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True)
+    for register in (_data_verbs, _training_verbs, _scoring_verbs, _deploy_verbs):
+        register(verbs)
+    return parser
 
+
+def _data_verbs(verbs) -> None:
+    """kdmark data info | show | asm | synth | label."""
     data = verbs.add_parser("data", help="inspect datasets").add_subparsers(dest="action", required=True)
     info = data.add_parser("info", help="format, counts per split/subset, and every problem found")
     _add_data_source(info)
@@ -362,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--quiet", action="store_true", help="no progress bar")
     lb.set_defaults(func=_data_label)
 
+
+def _training_verbs(verbs) -> None:
+    """kdmark train | distill | prune | run."""
     tr = verbs.add_parser("train", help="train a landmark detector from a recipe", epilog=_settings_help("train"),
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     tr.add_argument("recipe", nargs="?", default=None,
@@ -388,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("overrides", nargs="*", help="settings for every stage, e.g. data.root=PATH epochs=5")
     rn.set_defaults(func=_run)
 
+
+def _scoring_verbs(verbs) -> None:
+    """kdmark eval | models | bench."""
     ev = verbs.add_parser("eval", help="score a checkpoint on a dataset (NME, FR, AUC, per subset)")
     ev.add_argument("checkpoint")
     ev.add_argument("--data", required=True, help="dataset folder or annotation file")
@@ -401,6 +414,30 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="output folder (default: beside the checkpoint)")
     ev.set_defaults(func=_eval)
 
+    mo = verbs.add_parser("models", help="the trained models shipped with kdmark: NME, size, latency, card")
+    mo.add_argument("name", nargs="?", default=None, help="print this model's card")
+    mo.set_defaults(func=_models)
+
+    be = verbs.add_parser("bench", help="params, MACs, size, latency (torch, ONNX fp32/int8), accuracy, vs dlib")
+    be.add_argument("model", help="a zoo name (kdmark models), a .ckpt or an exported .onnx")
+    be.add_argument("--data", default=None, help="dataset to measure accuracy on (and calibrate INT8 with)")
+    be.add_argument("--split", default=None, help="one split of --data, e.g. train (with --heldout) or common")
+    be.add_argument("--vs", default=None, help="also run the peers on the same faces (see --detector): "
+                    "dlib (its 68-point predictor), mediapipe (Face Mesh mapped to 68 points), or dlib,mediapipe")
+    be.add_argument("--detector", default="blazeface", choices=["blazeface", "dlib"],
+                    help="with --vs: the detector whose boxes kdmark's model (and MediaPipe) are scored from "
+                         "(dlib's predictor always gets its own detector's box)")
+    be.add_argument("--runs", type=int, default=30, help="timed runs per latency figure")
+    be.add_argument("--max-faces", type=int, default=200, help="score on at most this many faces")
+    be.add_argument("--heldout", type=float, default=None, metavar="FRACTION",
+                    help="score on the faces kdmark's fixed split holds out for validation (e.g. 0.1)")
+    be.add_argument("--no-int8", action="store_true", help="skip the INT8 model (quantisation takes a while)")
+    be.add_argument("--json", default=None, help="also write the figures as JSON")
+    be.set_defaults(func=_bench)
+
+
+def _deploy_verbs(verbs) -> None:
+    """kdmark export | predict."""
     ex = verbs.add_parser("export", help="export a checkpoint to ONNX (parity-checked), optionally INT8, or a web page")
     ex.add_argument("checkpoint", help="a .ckpt or a zoo name (with --web also an exported .onnx)")
     ex.add_argument("--web", default=None, metavar="FOLDER",
@@ -438,25 +475,6 @@ def build_parser() -> argparse.ArgumentParser:
                          "BlazeFace, 0 for dlib; JSON 'detector_score')")
     pr.add_argument("--min-face", type=float, default=0.0, help="ignore detected faces smaller than this (pixels)")
     pr.set_defaults(func=_predict)
-
-    mo = verbs.add_parser("models", help="the trained models shipped with kdmark: NME, size, latency, card")
-    mo.add_argument("name", nargs="?", default=None, help="print this model's card")
-    mo.set_defaults(func=_models)
-
-    be = verbs.add_parser("bench", help="params, MACs, size, latency (torch, ONNX fp32/int8), accuracy, vs dlib")
-    be.add_argument("model", help="a zoo name (kdmark models), a .ckpt or an exported .onnx")
-    be.add_argument("--data", default=None, help="dataset to measure accuracy on (and calibrate INT8 with)")
-    be.add_argument("--split", default=None, help="one split of --data, e.g. train (with --heldout) or common")
-    be.add_argument("--vs", default=None, help="also run the peers on the same faces with the same detector boxes: "
-                    "dlib (its 68-point predictor), mediapipe (Face Mesh mapped to 68 points), or dlib,mediapipe")
-    be.add_argument("--runs", type=int, default=30, help="timed runs per latency figure")
-    be.add_argument("--max-faces", type=int, default=200, help="score on at most this many faces")
-    be.add_argument("--heldout", type=float, default=None, metavar="FRACTION",
-                    help="score on the faces kdmark's fixed split holds out for validation (e.g. 0.1)")
-    be.add_argument("--no-int8", action="store_true", help="skip the INT8 model (quantisation takes a while)")
-    be.add_argument("--json", default=None, help="also write the figures as JSON")
-    be.set_defaults(func=_bench)
-    return parser
 
 
 def _settings_help(verb: str) -> str:

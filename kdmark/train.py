@@ -409,7 +409,8 @@ def to_channels_last(task: torch.nn.Module) -> torch.nn.Module:
     a teacher left contiguous costs 1.6x its channels-last forward pass in every distillation step."""
     task = task.to(memory_format=torch.channels_last)
     for teacher in getattr(task, "teachers", ()):
-        teacher.to(memory_format=torch.channels_last)
+        if isinstance(teacher, torch.nn.Module):  # black-box teachers (dlib, MediaPipe) have no weights here
+            teacher.to(memory_format=torch.channels_last)
     return task
 
 

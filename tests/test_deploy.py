@@ -136,7 +136,8 @@ def test_bench_prints_every_figure(tiny_checkpoint, w300_root, capsys):
     out = capsys.readouterr().out
     for needle in ("params", "MACs", "checkpoint", "onnx_fp32", "onnx_int8", "dlib_68",
                    "torch-eager 1t", "onnx-fp32 1t", "onnx-int8 1t", "dlib-68 1t",
-                   "accuracy torch", "accuracy onnx-fp32", "accuracy onnx-int8", "accuracy dlib-68"):
+                   "accuracy torch", "accuracy onnx-fp32", "accuracy onnx-int8", "accuracy dlib-68",
+                   "blazeface found", "from the blazeface box, dlib's predictor from its own detector's box"):
         assert needle in out, needle
 
 

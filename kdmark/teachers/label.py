@@ -154,6 +154,19 @@ def _shard(rank: int | None, world: int | None) -> tuple[int, int]:
     return rank, world
 
 
+def _end_cut_line(log_path: Path) -> None:
+    """A line cut short by a kill: end it, so the next record starts clean."""
+    if log_path.exists() and log_path.stat().st_size and not log_path.read_bytes().endswith(b"\n"):
+        with open(log_path, "ab") as f:
+            f.write(b"\n")
+
+
+def fuse_face(image: np.ndarray, box: np.ndarray, det, models, weights, normaliser):
+    """Every teacher's points for one face (``det``: dlib's own detection, or None), fused by ``weights``."""
+    pts = np.stack([m(image, box, detection=det)[0] for m in models])
+    return fuse(pts, weights, _face_size(normaliser, pts.mean(axis=0)))
+
+
 def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Path,
                  weights: Sequence[float] | None = None, min_confidence: float = 0.5, copy: bool = False,
                  rank: int | None = None, world: int | None = None, progress: bool = True,
@@ -192,9 +205,7 @@ def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Pa
     done = _done(out)
     report = LabelReport(images=len(images))
     log_path = out / f"labels.r{rank}.jsonl"
-    if log_path.exists() and log_path.stat().st_size and not log_path.read_bytes().endswith(b"\n"):
-        with open(log_path, "ab") as f:  # a line cut short by a kill: end it, so the next record starts clean
-            f.write(b"\n")
+    _end_cut_line(log_path)
     with open(log_path, "a") as log:
         bar = tqdm(images, desc=f"labelling (shard {rank + 1}/{world})", unit="photo",
                    disable=None if progress else True)
@@ -213,10 +224,7 @@ def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Pa
             faces = []
             found = detector(image)
             for i, (box, det) in enumerate(found, 1):
-                answers = [m(image, box, detection=det) for m in models]
-                pts = np.stack([a[0] for a in answers])
-                norm = _face_size(normaliser, pts.mean(axis=0))
-                fused = fuse(pts, weights, norm)
+                fused = fuse_face(image, box, det, models, weights, normaliser)
                 face = {"box": [float(v) for v in box], "points": np.round(fused.points, 3).tolist(),
                         "confidence": np.round(fused.confidence, 4).tolist(),
                         "disagreement": np.round(fused.disagreement, 5).tolist(), "pts": None}
