@@ -182,3 +182,28 @@ def test_brows_hang_below_their_landmarks(seed):
         edge = np.argmax(step) - 4.5
         assert step.max() >= 2, f"no brow edge at point {i}"
         assert abs(edge - (face.points[i, 1] - y)) <= 1.0, (i, edge, face.points[i, 1] - y)
+
+
+# sha256 of 48 rendered faces (24 seeds, cluttered and clean, 128 px): pixels, points and attributes. It pins the
+# generator so a refactor of render_face provably changes no pixel; a deliberate change to the faces updates it
+# (and the synthetic benchmarks in BENCHMARKS.md move with it). Computed with OpenCV 5.0.0 and NumPy 2.
+RENDER_SHA256 = "0027a28e0e2a26a8fdc9bb0a1697db1d225e296b89a00c8539a5f0c00b5a5207"
+
+
+def test_rendered_faces_match_their_checksum():
+    import hashlib
+
+    import cv2
+
+    from kdmark.data.synth import render_face
+
+    if not cv2.__version__.startswith("5."):
+        pytest.skip(f"the checksum was taken with OpenCV 5 (its drawing differs by version); this is {cv2.__version__}")
+    h = hashlib.sha256()
+    for seed in range(24):
+        for clean in (False, True):
+            face = render_face(np.random.default_rng(seed), 128, clean=clean)
+            h.update(face.image.tobytes())
+            h.update(np.round(face.points, 6).tobytes())
+            h.update(repr(sorted(face.attributes.items())).encode())
+    assert h.hexdigest() == RENDER_SHA256

@@ -270,197 +270,97 @@ def render_face(rng: np.random.Generator, size: int = 256, clean: bool = False) 
     sit at their landmarks; hair (a fringe that may cover the brows, long hair), beards, glasses, hands, masks and
     objects occlude; colour cast, blur, low resolution, JPEG and noise finish it.
     ``clean`` draws it evenly lit on a plain background without hair, occluders or camera effects, with pure-white
-    eyes and lips of one colour (tests find the drawn features)."""
-    shape, expr = _shape(rng)
-    yaw, pitch, roll = rng.normal(0, 25), rng.normal(0, 12), rng.normal(0, 14)
-    yaw, pitch = float(np.clip(yaw, -60, 60)), float(np.clip(pitch, -35, 35))
-    rot = _rotation(*np.deg2rad([yaw, pitch, roll]))
-    scale = size * rng.uniform(0.24, 0.34)
-    centre = np.array([size / 2, size / 2]) + rng.normal(0, size * 0.03, 2)
-    proj = _project(shape, rot, scale, centre)
+    eyes and lips of one colour (tests find the drawn features).
 
-    def project(p3):
-        return _project(p3, rot, scale, centre)
+    Each painter below draws one part in turn from the same random stream (the order is part of the faces: a test
+    pins their checksum)."""
+    face = _Face.new(rng, size, clean)
+    _paint_head(face, rng)
+    _paint_brows(face, rng)
+    face.makeup = bool(not clean and rng.random() < 0.2)
+    for painter in (_paint_eyes, _paint_nose, _paint_mouth, _paint_beard, _paint_hairline, _paint_glasses,
+                    _paint_occluder):
+        painter(face, rng)
+    img, blurred = _camera(face, rng)
+    proj, occ = face.proj, face.occ
+    inside = np.all((proj >= 0) & (proj < size - 0.5), axis=1)
+    covered = int((occ[np.clip(np.round(proj[:, 1]).astype(int), 0, size - 1),
+                       np.clip(np.round(proj[:, 0]).astype(int), 0, size - 1)] > 127)[inside].sum())
+    expr = face.expr
+    attributes = {"largepose": abs(face.yaw) > 30 or abs(face.pitch) > 20,
+                  "expression": bool(expr["open"] or expr["smile"] or expr["frown"] or expr["pout"]),
+                  "illumination": face.strong_light, "makeup": face.makeup, "occlusion": covered >= 4, "blur": blurred}
+    return SynthFace(img, proj, attributes)
 
-    img = _background(size, rng) if not clean else np.full((size, size, 3), 128, np.float32)
-    occ = np.zeros((size, size), np.uint8)
-    tone = rng.uniform(0, 1)
-    skin = np.array([70 + 175 * tone, (45 + 160 * tone) * rng.uniform(0.82, 1.0),
-                     (35 + 150 * tone) * rng.uniform(0.75, 1.0)], np.float32)
-    strong_light = bool(rng.random() < 0.15)
-    light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 0.6), rng.uniform(0.2, 1.2)])
-    if strong_light:  # light from the side with little ambient: half the face in shadow
-        light[0], light[2] = np.sign(light[0]) * rng.uniform(1, 2), rng.uniform(0.1, 0.5)
-    light /= np.linalg.norm(light)
-    ambient = rng.uniform(0.12, 0.3) if strong_light else rng.uniform(0.35, 0.7)
-    tint = (1 + rng.normal(0, 0.06, 3)).astype(np.float32)
-    exposure = rng.uniform(1.0, 1.35)
-    # clean renders are evenly lit, so drawn features keep their contrast
-    shade = np.ones((size, size)) if clean else _shade(size, rot, scale, centre, light, ambient) * exposure
-    texture = 1 + rng.uniform(0.02, 0.1) * _field(rng, size, int(rng.integers(4, 10)))[..., 0]
-    texture += rng.uniform(0.0, 0.04) * rng.normal(0, 1, (size, size)).astype(np.float32)
-    lit = (shade * texture)[..., None] * tint  # what the light does to a colour at each pixel
-    skin_img = skin * lit
 
-    def at(colour, point):  # a feature colour as lit where it sits
-        x, y = np.clip(np.round(point).astype(int), 0, size - 1)
-        return np.asarray(colour, np.float32) if clean else np.asarray(colour, np.float32) * lit[y, x]
+class _Face:
+    """What the painters of :func:`render_face` share: the pose and its projection, the canvas and the occlusion
+    mask, the light, the skin and the hair."""
 
-    hair = not clean and rng.random() < 0.8
-    hair_colour = _HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.8, 1.15)
-    hair_img = _textured(rng, size, hair_colour, streaks=True) * lit if hair else None
-    if not clean:  # shoulders and neck
-        shirt = _textured(rng, size, rng.uniform(10, 245, 3), streaks=False) * lit
-        _paint(img, [project([[-1.7, 1.5, -0.3], [1.7, 1.5, -0.3], [2.4, 4, -0.3], [-2.4, 4, -0.3]])], shirt)
-    neck = project([[-0.38, 0.3, -0.1], [0.38, 0.3, -0.1], [0.44, 2.2, -0.1], [-0.44, 2.2, -0.1]])
-    _paint(img, [neck], skin_img * rng.uniform(0.55, 0.8))
-    if hair and rng.random() < 0.4:  # long hair behind the head
-        a = np.linspace(-0.15, np.pi + 0.15, 11)
-        back = np.c_[1.05 * np.cos(a), -0.1 - 1.2 * np.sin(a), np.full(11, -0.3)]
-        length = rng.uniform(0.5, 1.8)
-        back = np.vstack([[[1.1, length, -0.3]], back, [[-1.1, length, -0.3]]])
-        _paint(img, [project(back)], hair_img)
-    for side in (-1, 1):  # ears, mostly hidden behind the face unless it turns
-        c = project([[side * 0.86, -0.22, -0.1]])[0]
-        ear = cv2.ellipse2Poly(tuple(int(v) for v in c), (max(2, int(scale * 0.1)), max(3, int(scale * 0.2))),
-                               int(roll), 0, 360, 30)
-        _paint(img, [ear.astype(float)], skin_img * 0.9)
-    a = np.linspace(0.2, np.pi - 0.2, 9)  # the forehead closes the face outline above the jaw
-    head = project(np.c_[0.82 * np.cos(a), -0.05 - 1.05 * np.sin(a), np.full(9, 0.2)])
-    _paint(img, [np.vstack([proj[0:17], head])], skin_img)
-    if not clean and rng.random() < 0.15:  # freckles or spots
-        for c in proj[rng.integers(0, 68, int(rng.integers(10, 40)))] + rng.normal(0, scale * 0.08, (1, 2)):
-            cv2.circle(img, tuple(int(v) for v in c), 1, tuple(float(v) for v in skin * 0.75), -1)
+    @classmethod
+    def new(cls, rng: np.random.Generator, size: int, clean: bool) -> _Face:
+        """Pose, projection, background, skin, light and hair, drawn from ``rng`` in this order."""
+        shape, expr = _shape(rng)
+        yaw, pitch, roll = rng.normal(0, 25), rng.normal(0, 12), rng.normal(0, 14)
+        yaw, pitch = float(np.clip(yaw, -60, 60)), float(np.clip(pitch, -35, 35))
+        rot = _rotation(*np.deg2rad([yaw, pitch, roll]))
+        scale = size * rng.uniform(0.24, 0.34)
+        centre = np.array([size / 2, size / 2]) + rng.normal(0, size * 0.03, 2)
+        proj = _project(shape, rot, scale, centre)
 
-    dark = skin * 0.3
-    brow_colour = hair_colour * 0.8 if hair else skin * rng.uniform(0.2, 0.5)
-    down = (rot @ [0, 1, 0])[:2]
-    thick = rng.uniform(0.025, 0.07) * scale
-    for i0, taper in ((17, [0.4, 0.8, 1, 1, 0.9]), (22, [0.9, 1, 1, 0.8, 0.4])):  # brows: points on the upper edge
-        upper = proj[i0:i0 + 5]
-        lower = upper + np.outer(np.array(taper) * thick, down)
-        _paint(img, [np.vstack([upper, lower[::-1]])], at(brow_colour, upper[2]), alpha=rng.uniform(0.7, 1))
-    makeup = bool(not clean and rng.random() < 0.2)
-    for i0 in (36, 42):
-        eye = proj[i0:i0 + 6]
-        width = np.linalg.norm(eye[3] - eye[0])
-        lid = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
-        if not clean:  # the crease above the lid, eye shadow with make-up
-            crease = eye[[0, 1, 2, 3]] - down * width * rng.uniform(0.25, 0.4)
-            if makeup:
-                _paint(img, [np.vstack([eye[[0, 1, 2, 3]], crease[::-1]])],
-                       at(rng.uniform(40, 200, 3), crease[1]), alpha=0.45)
-            _paint(img, [crease], at(skin * 0.6, crease[1]), alpha=0.35, thickness=1, closed=False)
-        if lid < 0.1 * width:  # closed: a lash line
-            _paint(img, [eye[[0, 1, 2, 3]]], at(dark, eye[1]), thickness=2, closed=False)
-            continue
-        white = (235, 235, 235) if clean else at(np.full(3, rng.uniform(185, 240)), eye.mean(0))
-        _paint(img, [eye], white)
-        if not clean:  # iris and pupil, clipped by the lids
-            roi0 = np.floor(eye.min(0)).astype(int) - 2
-            roi1 = np.ceil(eye.max(0)).astype(int) + 3
-            if (roi0 >= 0).all() and (roi1 <= size).all():
-                h, w = roi1[1] - roi0[1], roi1[0] - roi0[0]
-                m_eye, m_iris = _mask((h, w), [eye], roi0), np.zeros((h, w), np.uint8)
-                gaze = eye.mean(0) + (eye[3] - eye[0]) * rng.uniform(-0.15, 0.15) - roi0
-                r = width * rng.uniform(0.2, 0.28)
-                cv2.circle(m_iris, tuple(int(round(v * 4)) for v in gaze), int(round(r * 4)), 255, -1,
-                           cv2.LINE_AA, shift=2)
-                iris = rng.uniform(15, 130, 3)
-                alpha = (m_eye.astype(np.float32) * m_iris / 255**2)[..., None]
-                view = img[roi0[1]:roi1[1], roi0[0]:roi1[0]]
-                roi = view + alpha * (at(iris, eye.mean(0)) - view)
-                cv2.circle(roi, tuple(int(round(v * 4)) for v in gaze), int(round(r * 1.6)), (10, 10, 10), -1,
-                           cv2.LINE_AA, shift=2)
-                view[...] = np.where(m_eye[..., None] > 0, roi, view)
-        if clean:
-            _paint(img, [eye], tuple(dark), thickness=1)
-        else:
-            _paint(img, [eye[[0, 1, 2, 3]]], at(dark * 0.5, eye[1]), thickness=int(rng.integers(1, 4)),
-                   closed=False)
-            _paint(img, [eye[[3, 4, 5, 0]]], at(dark, eye[4]), alpha=0.5, thickness=1, closed=False)
-    # the nose: bridge shadow on the side away from the light, the lower edge, nostrils
-    side = -np.sign(light[0]) * scale * 0.05
-    _paint(img, [proj[27:31] + [side, 0]], at(skin * 0.6, proj[29]), alpha=rng.uniform(0.15, 0.5),
-           thickness=int(rng.integers(1, 4)), closed=False)
-    _paint(img, [proj[31:36]], at(skin * 0.45, proj[33]), alpha=rng.uniform(0.4, 1), thickness=int(rng.integers(1, 3)),
-           closed=False)
-    nostril_size = max(1, int(np.linalg.norm(proj[35] - proj[31]) * 0.12 * 4))
-    for a, b in ((31, 33), (35, 33)):
-        c = 0.6 * proj[a] + 0.4 * proj[b] + 0.25 * (proj[30] - proj[33])
-        cv2.ellipse(img, tuple(int(round(v * 4)) for v in c), (nostril_size, max(1, nostril_size // 2)),
-                    float(roll), 0, 360, tuple(float(v) for v in at(skin * 0.3, c)), -1, cv2.LINE_AA, shift=2)
-    lip = (200, 40, 70) if clean else (rng.choice([[200, 40, 70], [150, 30, 50], [190, 70, 110], [90, 30, 60]])
-                                       if makeup else skin * np.array([0.9, 0.55, 0.55]) * rng.uniform(0.8, 1.1))
-    upper_lip = np.vstack([proj[48:55], proj[[64, 63, 62, 61, 60]]])
-    lower_lip = np.vstack([proj[[54, 55, 56, 57, 58, 59, 48]], proj[[60, 67, 66, 65, 64]]])
-    _paint(img, [upper_lip], at(lip, proj[51]))
-    _paint(img, [lower_lip], at(lip, proj[57]) * (1 if clean else 1.1))
-    if expr["open"]:
-        _paint(img, [proj[60:68]], at((40, 10, 15), proj[62]))
-        if not clean and rng.random() < 0.6:  # upper teeth
-            drop = 0.35 * (proj[66] - proj[62])
-            _paint(img, [np.vstack([proj[60:65], proj[64:59:-1] + drop])], at((225, 220, 205), proj[62]))
-    else:
-        _paint(img, [proj[60:65]], at(dark, proj[62]), alpha=0.6, thickness=1, closed=False)
 
-    if not clean and rng.random() < 0.12:  # a moustache and perhaps a beard
-        beard = hair_img if hair else _textured(rng, size, _HAIR[rng.integers(len(_HAIR))], streaks=True) * lit
-        _paint(img, [np.vstack([proj[31:36] * 0.65 + proj[[48, 50, 51, 52, 54]] * 0.35, proj[54:47:-1]])], beard,
-               alpha=rng.uniform(0.6, 0.95))
-        if rng.random() < 0.6:
-            _paint(img, [np.vstack([proj[3:14], proj[[54, 55, 56, 57, 58, 59, 48]]])], beard,
-                   alpha=rng.uniform(0.6, 0.95))
-    if hair and rng.random() < 0.85:  # the hairline, perhaps a fringe over the brows
-        line = rng.uniform(-1.0, -0.45)
-        x = np.linspace(-0.86, 0.86, 9)
-        y = line + rng.uniform(-0.1, 0.1) * x + rng.normal(0, 0.04, 9) + 0.25 * (np.abs(x) > 0.75)
-        a = np.linspace(0.05, np.pi - 0.05, 11)
-        top = np.c_[0.95 * np.cos(a), -0.1 - 1.22 * np.sin(a), np.full(11, 0.25)]
-        _paint(img, [project(np.vstack([top, np.c_[x, y, np.full(9, 0.35)]]))], hair_img, occ=occ)
-    if not clean and rng.random() < 0.18:  # glasses, some of them dark
-        frame = at(rng.uniform(0, 120, 3), proj[27])
-        sun = rng.random() < 0.35
-        rims = []
-        for i0 in (36, 42):
-            eye = proj[i0:i0 + 6]
-            width = np.linalg.norm(eye[3] - eye[0])
-            ang = np.degrees(np.arctan2(*(eye[3] - eye[0])[::-1]))
-            c = eye.mean(0) + down * width * 0.1
-            rim = cv2.ellipse2Poly((int(c[0] * 4), int(c[1] * 4)), (int(width * 3.2), int(width * 2.4)), int(ang), 0,
-                                   360, 20).astype(float) / 4
-            rims.append(rim)
-            if sun:
-                _paint(img, [rim], frame * 0.4, alpha=0.88, occ=occ)
-        _paint(img, rims, frame, thickness=int(rng.integers(1, 4)), occ=None if sun else occ)
-        _paint(img, [np.array([rims[0][0], rims[1][len(rims[1]) // 2]])], frame, thickness=2, closed=False)
-    if not clean and rng.random() < 0.25:  # something in front of the face
-        kind = rng.integers(4)
-        c = proj[rng.integers(0, 68)] + rng.normal(0, scale * 0.1, 2)
-        if kind == 0:  # a hand with fingers
-            hand = skin * rng.uniform(0.85, 1.15) * shade[..., None] * tint
-            ang = rng.uniform(0, 2 * np.pi)
-            d = np.array([np.cos(ang), np.sin(ang)])
-            palm = cv2.ellipse2Poly(tuple(int(v) for v in c + d * scale * 0.35), (int(scale * 0.3), int(scale * 0.22)),
-                                    int(np.degrees(ang)), 0, 360, 20).astype(float)
-            _paint(img, [palm], hand, occ=occ)
-            for k in range(4):
-                base = c + d * scale * 0.3 + np.array([-d[1], d[0]]) * scale * (k - 1.5) * 0.12
-                _paint(img, [np.array([base, base - d * scale * rng.uniform(0.3, 0.5)])], hand,
-                       thickness=max(2, int(scale * 0.09)), closed=False, occ=occ)
-        elif kind == 1:  # a face mask over the nose and mouth
-            colour = rng.choice([[225, 230, 235], [120, 170, 210], [30, 30, 35]]) * lit
-            _paint(img, [np.vstack([proj[2:15], proj[[15, 29, 1]] * [[0.6], [1], [0.6]] + proj[[14, 29, 2]] *
-                                    [[0.4], [0], [0.4]]])], colour, occ=occ)
-        elif kind == 2:  # an object or a patch
-            w, h = scale * rng.uniform(0.15, 0.5, 2)
-            box = c + np.array([[-w, -h], [w, -h], [w, h], [-w, h]]) @ cv2.getRotationMatrix2D(
-                (0, 0), float(rng.uniform(0, 180)), 1)[:, :2].T
-            _paint(img, [box], _textured(rng, size, rng.uniform(0, 255, 3), streaks=False), occ=occ)
-        else:  # a strand of hair across the face
-            pts = c + np.cumsum(rng.normal(0, scale * 0.12, (6, 2)), axis=0)
-            _paint(img, [pts], hair_colour * 0.9, thickness=max(2, int(scale * rng.uniform(0.03, 0.08))),
-                   closed=False, occ=occ)
+        img = _background(size, rng) if not clean else np.full((size, size, 3), 128, np.float32)
+        occ = np.zeros((size, size), np.uint8)
+        tone = rng.uniform(0, 1)
+        skin = np.array([70 + 175 * tone, (45 + 160 * tone) * rng.uniform(0.82, 1.0),
+                         (35 + 150 * tone) * rng.uniform(0.75, 1.0)], np.float32)
+        strong_light = bool(rng.random() < 0.15)
+        light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 0.6), rng.uniform(0.2, 1.2)])
+        if strong_light:  # light from the side with little ambient: half the face in shadow
+            light[0], light[2] = np.sign(light[0]) * rng.uniform(1, 2), rng.uniform(0.1, 0.5)
+        light /= np.linalg.norm(light)
+        ambient = rng.uniform(0.12, 0.3) if strong_light else rng.uniform(0.35, 0.7)
+        tint = (1 + rng.normal(0, 0.06, 3)).astype(np.float32)
+        exposure = rng.uniform(1.0, 1.35)
+        # clean renders are evenly lit, so drawn features keep their contrast
+        shade = np.ones((size, size)) if clean else _shade(size, rot, scale, centre, light, ambient) * exposure
+        texture = 1 + rng.uniform(0.02, 0.1) * _field(rng, size, int(rng.integers(4, 10)))[..., 0]
+        texture += rng.uniform(0.0, 0.04) * rng.normal(0, 1, (size, size)).astype(np.float32)
+        lit = (shade * texture)[..., None] * tint  # what the light does to a colour at each pixel
+        skin_img = skin * lit
+
+
+        hair = not clean and rng.random() < 0.8
+        hair_colour = _HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.8, 1.15)
+        hair_img = _textured(rng, size, hair_colour, streaks=True) * lit if hair else None
+        face = cls()
+        face.__dict__.update({k: v for k, v in locals().items() if k not in ("cls", "face")})
+        return face
+
+    def project(self, p3) -> np.ndarray:
+        return _project(p3, self.rot, self.scale, self.centre)
+
+    def at(self, colour, point) -> np.ndarray:
+        """A feature colour as lit where it sits."""
+        x, y = np.clip(np.round(point).astype(int), 0, self.size - 1)
+        return np.asarray(colour, np.float32) if self.clean else np.asarray(colour, np.float32) * self.lit[y, x]
+
+
+def _paint_brows(face: _Face, rng: np.random.Generator) -> None:
+    """The brows, their upper edge on the landmarks."""
+    face.dark = face.skin * 0.3
+    brow_colour = face.hair_colour * 0.8 if face.hair else face.skin * rng.uniform(0.2, 0.5)
+    face.down = (face.rot @ [0, 1, 0])[:2]
+    thick = rng.uniform(0.025, 0.07) * face.scale
+    for i0, taper in ((17, [0.4, 0.8, 1, 1, 0.9]), (22, [0.9, 1, 1, 0.8, 0.4])):  # points on the upper edge
+        upper = face.proj[i0:i0 + 5]
+        lower = upper + np.outer(np.array(taper) * thick, face.down)
+        _paint(face.img, [np.vstack([upper, lower[::-1]])], face.at(brow_colour, upper[2]), alpha=rng.uniform(0.7, 1))
+
+
+def _camera(face: _Face, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """Colour cast, then perhaps blur (Gaussian, motion or low resolution), gamma, noise and JPEG: (image, blurred)."""
+    img, clean, size = face.img, face.clean, face.size
     if not clean:
         img = img * (1 + rng.normal(0, 0.05, 3)) * rng.uniform(0.8, 1.15)
     img = np.clip(img, 0, 255).astype(np.uint8)
@@ -487,13 +387,185 @@ def render_face(rng: np.random.Generator, size: int = 256, clean: bool = False) 
         if rng.random() < 0.25:
             ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 70))])
             img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    inside = np.all((proj >= 0) & (proj < size - 0.5), axis=1)
-    covered = int((occ[np.clip(np.round(proj[:, 1]).astype(int), 0, size - 1),
-                       np.clip(np.round(proj[:, 0]).astype(int), 0, size - 1)] > 127)[inside].sum())
-    attributes = {"largepose": abs(yaw) > 30 or abs(pitch) > 20,
-                  "expression": bool(expr["open"] or expr["smile"] or expr["frown"] or expr["pout"]),
-                  "illumination": strong_light, "makeup": makeup, "occlusion": covered >= 4, "blur": blurred}
-    return SynthFace(img, proj, attributes)
+    return img, blurred
+
+
+def _paint_head(face: _Face, rng: np.random.Generator) -> None:
+    """Shoulders, neck, long hair behind, ears, the face and forehead, freckles."""
+    if not face.clean:  # shoulders and neck
+        shirt = _textured(rng, face.size, rng.uniform(10, 245, 3), streaks=False) * face.lit
+        _paint(face.img, [face.project([[-1.7, 1.5, -0.3], [1.7, 1.5, -0.3], [2.4, 4, -0.3], [-2.4, 4, -0.3]])], shirt)
+    neck = face.project([[-0.38, 0.3, -0.1], [0.38, 0.3, -0.1], [0.44, 2.2, -0.1], [-0.44, 2.2, -0.1]])
+    _paint(face.img, [neck], face.skin_img * rng.uniform(0.55, 0.8))
+    if face.hair and rng.random() < 0.4:  # long face.hair behind the head
+        a = np.linspace(-0.15, np.pi + 0.15, 11)
+        back = np.c_[1.05 * np.cos(a), -0.1 - 1.2 * np.sin(a), np.full(11, -0.3)]
+        length = rng.uniform(0.5, 1.8)
+        back = np.vstack([[[1.1, length, -0.3]], back, [[-1.1, length, -0.3]]])
+        _paint(face.img, [face.project(back)], face.hair_img)
+    for side in (-1, 1):  # ears, mostly hidden behind the face unless it turns
+        c = face.project([[side * 0.86, -0.22, -0.1]])[0]
+        ear = cv2.ellipse2Poly(tuple(int(v) for v in c), (max(2, int(face.scale * 0.1)), max(3, int(face.scale * 0.2))),
+                               int(face.roll), 0, 360, 30)
+        _paint(face.img, [ear.astype(float)], face.skin_img * 0.9)
+    a = np.linspace(0.2, np.pi - 0.2, 9)  # the forehead closes the face outline above the jaw
+    head = face.project(np.c_[0.82 * np.cos(a), -0.05 - 1.05 * np.sin(a), np.full(9, 0.2)])
+    _paint(face.img, [np.vstack([face.proj[0:17], head])], face.skin_img)
+    if not face.clean and rng.random() < 0.15:  # freckles or spots
+        for c in face.proj[rng.integers(0, 68, int(rng.integers(10, 40)))] + rng.normal(0, face.scale * 0.08, (1, 2)):
+            cv2.circle(face.img, tuple(int(v) for v in c), 1, tuple(float(v) for v in face.skin * 0.75), -1)
+
+
+def _paint_eyes(face: _Face, rng: np.random.Generator) -> None:
+    """Creases, eye shadow, whites, irises and pupils clipped by the lids, lid lines (or a lash line when closed)."""
+    for i0 in (36, 42):
+        eye = face.proj[i0:i0 + 6]
+        width = np.linalg.norm(eye[3] - eye[0])
+        lid = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
+        if not face.clean:  # the crease above the lid, eye shadow with make-up
+            crease = eye[[0, 1, 2, 3]] - face.down * width * rng.uniform(0.25, 0.4)
+            if face.makeup:
+                _paint(face.img, [np.vstack([eye[[0, 1, 2, 3]], crease[::-1]])],
+                       face.at(rng.uniform(40, 200, 3), crease[1]), alpha=0.45)
+            _paint(face.img, [crease], face.at(face.skin * 0.6, crease[1]), alpha=0.35, thickness=1, closed=False)
+        if lid < 0.1 * width:  # closed: a lash line
+            _paint(face.img, [eye[[0, 1, 2, 3]]], face.at(face.dark, eye[1]), thickness=2, closed=False)
+            continue
+        white = (235, 235, 235) if face.clean else face.at(np.full(3, rng.uniform(185, 240)), eye.mean(0))
+        _paint(face.img, [eye], white)
+        if not face.clean:  # iris and pupil, clipped by the lids
+            roi0 = np.floor(eye.min(0)).astype(int) - 2
+            roi1 = np.ceil(eye.max(0)).astype(int) + 3
+            if (roi0 >= 0).all() and (roi1 <= face.size).all():
+                h, w = roi1[1] - roi0[1], roi1[0] - roi0[0]
+                m_eye, m_iris = _mask((h, w), [eye], roi0), np.zeros((h, w), np.uint8)
+                gaze = eye.mean(0) + (eye[3] - eye[0]) * rng.uniform(-0.15, 0.15) - roi0
+                r = width * rng.uniform(0.2, 0.28)
+                cv2.circle(m_iris, tuple(int(round(v * 4)) for v in gaze), int(round(r * 4)), 255, -1,
+                           cv2.LINE_AA, shift=2)
+                iris = rng.uniform(15, 130, 3)
+                alpha = (m_eye.astype(np.float32) * m_iris / 255**2)[..., None]
+                view = face.img[roi0[1]:roi1[1], roi0[0]:roi1[0]]
+                roi = view + alpha * (face.at(iris, eye.mean(0)) - view)
+                cv2.circle(roi, tuple(int(round(v * 4)) for v in gaze), int(round(r * 1.6)), (10, 10, 10), -1,
+                           cv2.LINE_AA, shift=2)
+                view[...] = np.where(m_eye[..., None] > 0, roi, view)
+        if face.clean:
+            _paint(face.img, [eye], tuple(face.dark), thickness=1)
+        else:
+            _paint(face.img, [eye[[0, 1, 2, 3]]], face.at(face.dark * 0.5, eye[1]), thickness=int(rng.integers(1, 4)),
+                   closed=False)
+            _paint(face.img, [eye[[3, 4, 5, 0]]], face.at(face.dark, eye[4]), alpha=0.5, thickness=1, closed=False)
+
+
+def _paint_nose(face: _Face, rng: np.random.Generator) -> None:
+    """The bridge shadow away from the light, the lower edge, nostrils."""
+    img, proj, at, skin = face.img, face.proj, face.at, face.skin
+    # the nose: bridge shadow on the side away from the face.light, the lower edge, nostrils
+    side = -np.sign(face.light[0]) * face.scale * 0.05
+    _paint(img, [proj[27:31] + [side, 0]], at(skin * 0.6, proj[29]), alpha=rng.uniform(0.15, 0.5),
+           thickness=int(rng.integers(1, 4)), closed=False)
+    _paint(img, [proj[31:36]], at(skin * 0.45, proj[33]), alpha=rng.uniform(0.4, 1), thickness=int(rng.integers(1, 3)),
+           closed=False)
+    nostril_size = max(1, int(np.linalg.norm(proj[35] - proj[31]) * 0.12 * 4))
+    for a, b in ((31, 33), (35, 33)):
+        c = 0.6 * proj[a] + 0.4 * proj[b] + 0.25 * (proj[30] - proj[33])
+        cv2.ellipse(img, tuple(int(round(v * 4)) for v in c), (nostril_size, max(1, nostril_size // 2)),
+                    float(face.roll), 0, 360, tuple(float(v) for v in at(skin * 0.3, c)), -1, cv2.LINE_AA, shift=2)
+
+
+def _paint_mouth(face: _Face, rng: np.random.Generator) -> None:
+    """Lips, the open mouth and upper teeth, or the line between closed lips."""
+    img, proj, at, skin = face.img, face.proj, face.at, face.skin
+    lip = (200, 40, 70) if face.clean else (rng.choice([[200, 40, 70], [150, 30, 50], [190, 70, 110], [90, 30, 60]])
+                                       if face.makeup else skin * np.array([0.9, 0.55, 0.55]) * rng.uniform(0.8, 1.1))
+    upper_lip = np.vstack([proj[48:55], proj[[64, 63, 62, 61, 60]]])
+    lower_lip = np.vstack([proj[[54, 55, 56, 57, 58, 59, 48]], proj[[60, 67, 66, 65, 64]]])
+    _paint(img, [upper_lip], at(lip, proj[51]))
+    _paint(img, [lower_lip], at(lip, proj[57]) * (1 if face.clean else 1.1))
+    if face.expr["open"]:
+        _paint(img, [proj[60:68]], at((40, 10, 15), proj[62]))
+        if not face.clean and rng.random() < 0.6:  # upper teeth
+            drop = 0.35 * (proj[66] - proj[62])
+            _paint(img, [np.vstack([proj[60:65], proj[64:59:-1] + drop])], at((225, 220, 205), proj[62]))
+    else:
+        _paint(img, [proj[60:65]], at(face.dark, proj[62]), alpha=0.6, thickness=1, closed=False)
+
+
+def _paint_beard(face: _Face, rng: np.random.Generator) -> None:
+    """Sometimes a moustache, perhaps a beard."""
+    img, proj = face.img, face.proj
+    if not face.clean and rng.random() < 0.12:  # a moustache and perhaps a beard
+        beard = face.hair_img if face.hair else (
+            _textured(rng, face.size, _HAIR[rng.integers(len(_HAIR))], streaks=True) * face.lit)
+        _paint(img, [np.vstack([proj[31:36] * 0.65 + proj[[48, 50, 51, 52, 54]] * 0.35, proj[54:47:-1]])], beard,
+               alpha=rng.uniform(0.6, 0.95))
+        if rng.random() < 0.6:
+            _paint(img, [np.vstack([proj[3:14], proj[[54, 55, 56, 57, 58, 59, 48]]])], beard,
+                   alpha=rng.uniform(0.6, 0.95))
+
+
+def _paint_hairline(face: _Face, rng: np.random.Generator) -> None:
+    """The hairline, perhaps a fringe over the brows (an occluder)."""
+    if face.hair and rng.random() < 0.85:  # the hairline, perhaps a fringe over the brows
+        line = rng.uniform(-1.0, -0.45)
+        x = np.linspace(-0.86, 0.86, 9)
+        y = line + rng.uniform(-0.1, 0.1) * x + rng.normal(0, 0.04, 9) + 0.25 * (np.abs(x) > 0.75)
+        a = np.linspace(0.05, np.pi - 0.05, 11)
+        top = np.c_[0.95 * np.cos(a), -0.1 - 1.22 * np.sin(a), np.full(11, 0.25)]
+        _paint(face.img, [face.project(np.vstack([top, np.c_[x, y, np.full(9, 0.35)]]))], face.hair_img, occ=face.occ)
+
+
+def _paint_glasses(face: _Face, rng: np.random.Generator) -> None:
+    """Sometimes glasses, some of them dark."""
+    if not face.clean and rng.random() < 0.18:  # glasses, some of them face.dark
+        frame = face.at(rng.uniform(0, 120, 3), face.proj[27])
+        sun = rng.random() < 0.35
+        rims = []
+        for i0 in (36, 42):
+            eye = face.proj[i0:i0 + 6]
+            width = np.linalg.norm(eye[3] - eye[0])
+            ang = np.degrees(np.arctan2(*(eye[3] - eye[0])[::-1]))
+            c = eye.mean(0) + face.down * width * 0.1
+            rim = cv2.ellipse2Poly((int(c[0] * 4), int(c[1] * 4)), (int(width * 3.2), int(width * 2.4)), int(ang), 0,
+                                   360, 20).astype(float) / 4
+            rims.append(rim)
+            if sun:
+                _paint(face.img, [rim], frame * 0.4, alpha=0.88, occ=face.occ)
+        _paint(face.img, rims, frame, thickness=int(rng.integers(1, 4)), occ=None if sun else face.occ)
+        _paint(face.img, [np.array([rims[0][0], rims[1][len(rims[1]) // 2]])], frame, thickness=2, closed=False)
+
+
+def _paint_occluder(face: _Face, rng: np.random.Generator) -> None:
+    """Sometimes a hand, a mask, an object or a strand of hair in front of the face."""
+    img, proj, skin, scale = face.img, face.proj, face.skin, face.scale
+    if not face.clean and rng.random() < 0.25:  # something in front of the face
+        kind = rng.integers(4)
+        c = proj[rng.integers(0, 68)] + rng.normal(0, scale * 0.1, 2)
+        if kind == 0:  # a hand with fingers
+            hand = skin * rng.uniform(0.85, 1.15) * face.shade[..., None] * face.tint
+            ang = rng.uniform(0, 2 * np.pi)
+            d = np.array([np.cos(ang), np.sin(ang)])
+            palm = cv2.ellipse2Poly(tuple(int(v) for v in c + d * scale * 0.35), (int(scale * 0.3), int(scale * 0.22)),
+                                    int(np.degrees(ang)), 0, 360, 20).astype(float)
+            _paint(img, [palm], hand, occ=face.occ)
+            for k in range(4):
+                base = c + d * scale * 0.3 + np.array([-d[1], d[0]]) * scale * (k - 1.5) * 0.12
+                _paint(img, [np.array([base, base - d * scale * rng.uniform(0.3, 0.5)])], hand,
+                       thickness=max(2, int(scale * 0.09)), closed=False, occ=face.occ)
+        elif kind == 1:  # a face mask over the nose and mouth
+            colour = rng.choice([[225, 230, 235], [120, 170, 210], [30, 30, 35]]) * face.lit
+            _paint(img, [np.vstack([proj[2:15], proj[[15, 29, 1]] * [[0.6], [1], [0.6]] + proj[[14, 29, 2]] *
+                                    [[0.4], [0], [0.4]]])], colour, occ=face.occ)
+        elif kind == 2:  # an object or a patch
+            w, h = scale * rng.uniform(0.15, 0.5, 2)
+            box = c + np.array([[-w, -h], [w, -h], [w, h], [-w, h]]) @ cv2.getRotationMatrix2D(
+                (0, 0), float(rng.uniform(0, 180)), 1)[:, :2].T
+            _paint(img, [box], _textured(rng, face.size, rng.uniform(0, 255, 3), streaks=False), occ=face.occ)
+        else:  # a strand of face.hair across the face
+            pts = c + np.cumsum(rng.normal(0, scale * 0.12, (6, 2)), axis=0)
+            _paint(img, [pts], face.hair_colour * 0.9, thickness=max(2, int(scale * rng.uniform(0.03, 0.08))),
+                   closed=False, occ=face.occ)
 
 
 # points that lie on a contour without a landmark of their own: annotators place them anywhere along it
