@@ -328,12 +328,10 @@ class _Face:
         texture += rng.uniform(0.0, 0.04) * rng.normal(0, 1, (size, size)).astype(np.float32)
         lit = (shade * texture)[..., None] * tint  # what the light does to a colour at each pixel
         skin_img = skin * lit
-
-
         hair = not clean and rng.random() < 0.8
         hair_colour = _HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.8, 1.15)
         hair_img = _textured(rng, size, hair_colour, streaks=True) * lit if hair else None
-        face = cls()
+        face = cls()  # every name drawn above becomes an attribute the painters read
         face.__dict__.update({k: v for k, v in locals().items() if k not in ("cls", "face")})
         return face
 
