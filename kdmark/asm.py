@@ -1,5 +1,5 @@
 """Active shape model: PCA over training shapes that turns ground truth into "soft" landmarks (Fard & Mahoor's
-Tolerant teacher trains on them; methods.md §1(b)).
+Tolerant teacher trains on them; docs/methods.md §1(b)).
 
 Shapes are normalised per face (centred on the landmark box, divided by its longer side) before PCA, the way the
 KD-Loss code normalises labels to the face crop; optional Procrustes alignment removes rotation as well. A shape

@@ -65,7 +65,7 @@ class Teacher(nn.Module):
 
 @dataclass(frozen=True)
 class KDPreset:
-    """KD-Loss constants (methods.md §1(b)): ``code`` follows the authors' code, ``paper_fig`` their figures."""
+    """KD-Loss constants (docs/methods.md §1(b)): ``code`` follows the authors' code, ``paper_fig`` their figures."""
 
     alpha_tough: tuple[float, float]  # (alpha in R_P, alpha- in R_N)
     alpha_tolerant: tuple[float, float]

@@ -1,4 +1,4 @@
-"""The literature's landmark metrics: NME, FR@T, CED and AUC@T (datasets.md §0.3 and §7), on NumPy arrays.
+"""The literature's landmark metrics: NME, FR@T, CED and AUC@T (docs/datasets.md §0.3 and §7), on NumPy arrays.
 
 Defaults reproduce HRNet/PIPNet/STAR tables: per-image NME averaged over images, FR@T as the fraction of images
 with NME above T, and AUC@T as composite Simpson over the CED sampled at ``np.arange(0, T + step, step)``,

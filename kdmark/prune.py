@@ -1,4 +1,4 @@
-"""Filter pruning with distillation (Appl. Sci. 2024, methods.md §3(c)) on top of torch-pruning's dependency graph.
+"""Filter pruning with distillation (Appl. Sci. 2024, docs/methods.md §3(c)) on top of torch-pruning's dependency graph.
 
 A prunable layer is a convolution whose output channels are not tied to a residual addition, outside the head:
 in inverted-residual blocks these are the expanded (hidden) channels (expand conv, its BatchNorm, the depthwise

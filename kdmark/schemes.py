@@ -88,7 +88,7 @@ class LandmarkScheme:
 
     ``flip`` is the horizontal-flip permutation, ``new[i] = old[flip[i]]``; ``sides`` holds "L", "C" or "R"
     (image-left, centre, image-right) per point. ``default_normaliser`` and ``default_threshold`` are the
-    literature's usual protocol for datasets of this markup (datasets.md §7).
+    literature's usual protocol for datasets of this markup (docs/datasets.md §7).
     """
 
     name: str

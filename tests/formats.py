@@ -1,4 +1,4 @@
-"""Writers of tiny fixture files in each benchmark's native format (datasets.md §11), used by the tests."""
+"""Writers of tiny fixture files in each benchmark's native format (docs/datasets.md §11), used by the tests."""
 
 from __future__ import annotations
 

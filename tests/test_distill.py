@@ -31,7 +31,7 @@ def _kd(p, preset="code"):
     return {k: v.item() for k, v in KDLoss(preset).terms(t(p), t(0.0), t(0.4), t(0.5)).items()}
 
 
-# Worked by hand from methods.md §1(b), code preset: beta 0.15, so B_tough = 0.06 and B_tol = 0.075;
+# Worked by hand from docs/methods.md §1(b), code preset: beta 0.15, so B_tough = 0.06 and B_tol = 0.075;
 # alpha = (1.9, -0.45) tough, (1.8, -0.40) tolerant; main = 2 * (3d if d <= 0.5 else d^2 + 3*0.5 - 0.25).
 @pytest.mark.parametrize(
     "p, tough, tolerant, main",

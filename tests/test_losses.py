@@ -1,4 +1,4 @@
-"""Every supervised loss against values worked by hand (methods.md formulas), plus gradients."""
+"""Every supervised loss against values worked by hand (docs/methods.md formulas), plus gradients."""
 
 from __future__ import annotations
 

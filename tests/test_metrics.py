@@ -1,4 +1,4 @@
-"""datasets.md §8 worked examples, asserted to the stated precision."""
+"""docs/datasets.md §8 worked examples, asserted to the stated precision."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def test_f_san_variant():
 def test_g_box_normaliser_from_landmarks_is_not_inter_ocular():
     gt = np.array([[[312.411702, 57.357609], [416.568957, 166.942542]]])
     box = np.concatenate([gt.min(1), gt.max(1)], 1)
-    # HRNet centre/scale from the landmark box (datasets.md §1.4 / §8 G)
+    # HRNet centre/scale from the landmark box (docs/datasets.md §1.4 / §8 G)
     center = ((np.floor(box[0, 0]) + np.ceil(box[0, 2])) / 2, (np.floor(box[0, 1]) + np.ceil(box[0, 3])) / 2)
     scale = max(np.ceil(box[0, 2]) - np.floor(box[0, 0]), np.ceil(box[0, 3]) - np.floor(box[0, 1])) / 200
     assert center == (364.5, 112.0) and scale == pytest.approx(0.55)

@@ -1,4 +1,4 @@
-"""The .pts grammar and its variants (datasets.md §1.2), and one-line errors for malformed files."""
+"""The .pts grammar and its variants (docs/datasets.md §1.2), and one-line errors for malformed files."""
 
 from __future__ import annotations
 

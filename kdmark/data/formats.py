@@ -14,7 +14,7 @@ __all__ = ["read_dataset", "detect_format", "FORMATS"]
 
 FORMATS = ("300w", "folder", "wflw", "cofw", "cofw68", "aflw", "celeba", "coco")
 
-# The NME normaliser each dataset's literature reports (datasets.md §7.1); None = the scheme's default.
+# The NME normaliser each dataset's literature reports (docs/datasets.md §7.1); None = the scheme's default.
 _PROTOCOL_NORMALISER = {"cofw68": "inter_pupil", "aflw": "box"}
 
 

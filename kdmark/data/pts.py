@@ -1,6 +1,6 @@
 """The iBUG ``.pts`` grammar (300-W, 300VW, Menpo): reading, and writing for tools and fixtures.
 
-Accepted variants (datasets.md §1.2): ``version: 1`` or ``version: 1.0``; one or two spaces after ``n_points:``;
+Accepted variants (docs/datasets.md §1.2): ``version: 1`` or ``version: 1.0``; one or two spaces after ``n_points:``;
 LF or CRLF line ends; no newline after ``}``; a bare list of N coordinate lines with no header at all. Extra
 trailing tokens on a point line are tolerated. Coordinates in the file are 1-based (MATLAB convention) and
 are returned 0-based.

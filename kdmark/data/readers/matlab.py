@@ -178,7 +178,7 @@ def _frontal_names(frontal_list: Path | None) -> set[str] | None:
 
 def read_aflw(path: Path, errors: Errors, split: str | None = None, train_size: int = 20000,
               frontal_list: Path | None = None) -> list[Sample]:
-    """AFLW-19 from ``AFLWinfo_release.mat`` (datasets.md §4): ``ra[:train_size]`` train, the rest test.
+    """AFLW-19 from ``AFLWinfo_release.mat`` (docs/datasets.md §4): ``ra[:train_size]`` train, the rest test.
 
     The frontal subset is the test faces named in ``frontal_list`` (HRNet/mmpose 1314-face list) when given,
     otherwise the faces with all 19 points visible (the 1165-face rule). The two are not the same set.

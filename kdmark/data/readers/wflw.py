@@ -1,4 +1,4 @@
-"""WFLW list files (datasets.md §2): 207-token main lists, 197-token subset lists, and the release layout."""
+"""WFLW list files (docs/datasets.md §2): 207-token main lists, 197-token subset lists, and the release layout."""
 
 from __future__ import annotations
 
