@@ -11,7 +11,7 @@ from kdmark.codecs import HeatmapCodec, JointCodec, RegressionCodec, create_code
 from kdmark.models.backbones import create_backbone
 from kdmark.models.heads import DeconvHead, HeatmapHead, JointHead, RegressionHead
 
-__all__ = ["LandmarkNet", "build_model", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["LandmarkNet", "build_model", "codec_for", "HEADS", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -42,34 +42,54 @@ class LandmarkNet(nn.Module):
         return self.codec.decode(self(x))
 
 
+def _heatmap_codec(m: dict, size: int) -> HeatmapCodec:
+    return HeatmapCodec(size, m["heatmap_stride"], m["sigma"])
+
+
+def _regression_head(m: dict, backbone, k: int) -> nn.Module:
+    return RegressionHead(backbone.channels[-1], k, tuple(m["hidden"]))
+
+
+def _heatmap_head(m: dict, backbone, k: int) -> nn.Module:
+    return HeatmapHead(backbone.channels, backbone.strides, k, m["head_channels"], m["heatmap_stride"])
+
+
+def _deconv_head(m: dict, backbone, k: int) -> nn.Module:
+    layers = int(round(math.log2(backbone.strides[-1] / m["heatmap_stride"])))
+    return DeconvHead(backbone.channels[-1], k, m["head_channels"], m["deconv_kernel"], layers)
+
+
+def _joint_head(m: dict, backbone, k: int) -> nn.Module:
+    return JointHead(_regression_head(m, backbone, k), _heatmap_head(m, backbone, k))
+
+
+# ONE table pairs each head (``model.head``) with the codec that makes its targets and decodes its outputs:
+# name -> (head builder (model config, backbone, points), codec builder (model config, input size))
+HEADS = {
+    "regression": (_regression_head, lambda m, size: RegressionCodec(size)),
+    "heatmap": (_heatmap_head, _heatmap_codec),
+    "deconv": (_deconv_head, _heatmap_codec),
+    "joint": (_joint_head, lambda m, size: JointCodec(size, m["heatmap_stride"], m["sigma"], m["eval_output"])),
+}
+
+
+def _entry(head: str):
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    return HEADS[head]
+
+
 def codec_for(model_cfg: dict, input_size: int) -> RegressionCodec | HeatmapCodec | JointCodec:
     """The codec a ``ModelConfig`` (as a dict) implies: it makes the training targets before any model exists."""
-    m = model_cfg
-    if m["head"] == "regression":
-        return RegressionCodec(input_size)
-    if m["head"] == "joint":
-        return JointCodec(input_size, m["heatmap_stride"], m["sigma"], m["eval_output"])
-    return HeatmapCodec(input_size, m["heatmap_stride"], m["sigma"])
+    return _entry(model_cfg["head"])[1](model_cfg, input_size)
 
 
 def build_model(model_cfg: dict, num_points: int, input_size: int, scheme: str) -> LandmarkNet:
     """Build a LandmarkNet from a ``ModelConfig`` as a dict (the form stored in checkpoints)."""
     m = model_cfg
     backbone = create_backbone(m["backbone"], pretrained=m.get("pretrained", False))
-    stride = m["heatmap_stride"]
     head_kind = m["head"]
-    if head_kind == "regression":
-        head = RegressionHead(backbone.channels[-1], num_points, tuple(m["hidden"]))
-    elif head_kind == "heatmap":
-        head = HeatmapHead(backbone.channels, backbone.strides, num_points, m["head_channels"], stride)
-    elif head_kind == "deconv":
-        layers = int(round(math.log2(backbone.strides[-1] / stride)))
-        head = DeconvHead(backbone.channels[-1], num_points, m["head_channels"], m["deconv_kernel"], layers)
-    elif head_kind == "joint":
-        head = JointHead(RegressionHead(backbone.channels[-1], num_points, tuple(m["hidden"])),
-                         HeatmapHead(backbone.channels, backbone.strides, num_points, m["head_channels"], stride))
-    else:
-        raise ValueError(f"unknown head {head_kind!r}")
+    head = _entry(head_kind)[0](m, backbone, num_points)
     codec = codec_for(m, input_size)
     card = {"scheme": scheme, "num_points": num_points, "input_size": input_size, "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD), "backbone": m["backbone"], "head": head_kind, "codec": codec.card(),
