@@ -124,12 +124,14 @@ INT8_OPS = {  # which operators quantize_int8 quantises (scripts/bench_int8.py m
 
 
 def quantize_int8(fp32_path: str | Path, path: str | Path, calibration_images: np.ndarray, fmt: str = "qdq",
-                  per_channel: bool = True, ops: str = "conv") -> Path:
+                  per_channel: bool = True, ops: str = "network") -> Path:
     """Static INT8 quantisation calibrated on real face crops (N, 3, S, S) in [0, 1]: ``fmt`` "qdq" (QuantizeLinear
     / DequantizeLinear pairs that onnxruntime fuses) or "qoperator" (QLinearConv...), per-channel or per-tensor
     weights, and ``ops`` "conv" (convolutions and matrix products only) or "network" (also the adds, activations,
     resizes and concatenations between them, so tensors stay INT8 from one convolution to the next). The heatmap
-    decoding stays in float either way."""
+    decoding stays in float either way. The default (QDQ, per-channel, whole network) is what scripts/bench_int8.py
+    found fastest at equal accuracy: quantising only the convolutions left a Q/DQ pair around every add and
+    activation, 1.6x slower than FP32 on an AVX2 CPU; the whole network runs at FP32's speed (BENCHMARKS.md)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 

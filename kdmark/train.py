@@ -405,8 +405,8 @@ class _Loop:
 
 
 def to_channels_last(task: torch.nn.Module) -> torch.nn.Module:
-    """The task's weights, and its frozen teachers' (which are not submodules), in channels-last (NHWC) layout:
-    a teacher left contiguous costs 1.6x its channels-last forward pass in every distillation step."""
+    """The task's weights, and its frozen teachers' (which are not submodules), in channels-last (NHWC) layout, so
+    no convolution mixes layouts (measured on a quiet machine it makes a teacher's forward pass only 2% faster)."""
     task = task.to(memory_format=torch.channels_last)
     for teacher in getattr(task, "teachers", ()):
         if isinstance(teacher, torch.nn.Module):  # black-box teachers (dlib, MediaPipe) have no weights here

@@ -1,7 +1,7 @@
 """Batch-1 latency per face of a zoo student with ONNX Runtime FP32 and INT8 variants, 1 and 2 threads, at several
 input sizes, beside dlib's shape predictor, in one process; and what INT8 costs in NME.
 
-    python scripts/bench_int8.py kdmark-68-s --data ../shared/data/300w [--sizes 96,112,128] [--runs 200]
+    python scripts/bench_int8.py kdmark-68-s --data ../shared/data/300w [--sizes 96,128,160] [--runs 200]
 
 INT8 variants: QDQ or QOperator format, per-channel or per-tensor weights, convolutions only or the whole network
 (adds, activations, resizes between convolutions too), and onnxruntime's graph optimisation level. Sizes other than
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 VARIANTS = {  # name -> quantize_int8 keyword arguments
-    "QDQ, per-channel, convs (kdmark's export)": {"fmt": "qdq", "per_channel": True, "ops": "conv"},
-    "QDQ, per-channel, whole network": {"fmt": "qdq", "per_channel": True, "ops": "network"},
+    "QDQ, per-channel, convs (kdmark's export before)": {"fmt": "qdq", "per_channel": True, "ops": "conv"},
+    "QDQ, per-channel, whole network (now)": {"fmt": "qdq", "per_channel": True, "ops": "network"},
     "QDQ, per-tensor, whole network": {"fmt": "qdq", "per_channel": False, "ops": "network"},
     "QOperator, per-channel, convs": {"fmt": "qoperator", "per_channel": True, "ops": "conv"},
     "QOperator, per-channel, whole network": {"fmt": "qoperator", "per_channel": True, "ops": "network"},
@@ -42,7 +42,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?", default="kdmark-68-s")
     ap.add_argument("--data", default="../shared/data/300w")
-    ap.add_argument("--sizes", default="96,112,128")
+    ap.add_argument("--sizes", default="96,128,160", help="multiples of 32 (the heatmap head's FPN)")
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--faces", type=int, default=128, help="calibration faces (and NME faces)")
     args = ap.parse_args()

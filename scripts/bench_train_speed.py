@@ -41,6 +41,8 @@ ROWS = {  # name -> overrides on top of BEFORE
     "bf16-mixed, channels-last": ["precision=bf16-mixed", "memory_format=channels_last"],
     "channels-last, compiled": ["memory_format=channels_last", "compile=true"],
     "auto (the new defaults)": ["precision=auto", "memory_format=auto"],
+    "auto, augmentation off (what the plain loop skips)": ["precision=auto", "memory_format=auto",
+                                                          "augment.enabled=false"],
 }
 
 

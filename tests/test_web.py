@@ -72,6 +72,18 @@ def test_export_writes_a_self_contained_folder(site):
     assert "http://" not in html and "https://" not in html  # no CDN, no external resource
 
 
+def test_any_exported_model_or_checkpoint_makes_a_page(tiny_checkpoint, tmp_path):
+    from kdmark.export import export_onnx
+
+    from_ckpt = export_web(tiny_checkpoint, tmp_path / "ckpt")
+    onnx_file = export_onnx(tiny_checkpoint, tmp_path / "tiny.onnx").path
+    from_onnx = export_web(onnx_file, tmp_path / "onnx")
+    for site in (from_ckpt, from_onnx):
+        cfg = json.loads((site / "config.json").read_text())
+        assert cfg["model"]["input_size"] == 64 and (site / "landmarks.onnx").stat().st_size > 10_000
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_export_refuses_a_foreign_folder_and_replaces_its_own(site, tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()

@@ -316,6 +316,9 @@ const app = {
       ort.InferenceSession.create(here(this.cfg.model.file), opts)]);
     this.detector = new Detector(det, this.cfg.detector);
     this.landmarker = new Landmarker(lm, this.cfg.model);
+    const blank = { data: new Uint8ClampedArray(4 * DET * DET), width: DET, height: DET };
+    await this.detector.pass(blank, letterboxMatrix(DET, DET));  // warm up: the first run of a session is slow,
+    await this.landmarker.predict(blank, [[32, 32, 96, 96]]);     // and the times shown are per photo or frame
     $("model").textContent = `${this.cfg.model.name} (${this.cfg.model.num_points} points, ${this.cfg.model.input_size} px), ` +
       `BlazeFace, onnxruntime-web ${this.cfg.ort_web_version} wasm, ${this.threads} thread(s)`;
     this.state = "ready";
