@@ -37,6 +37,7 @@ ROWS = {  # name -> overrides on top of BEFORE
     "channels-last, 0 workers": ["memory_format=channels_last", "data.num_workers=0"],
     "channels-last, 1 worker": ["memory_format=channels_last", "data.num_workers=1"],
     "channels-last, batch 64": ["memory_format=channels_last", "batch_size=64"],
+    "channels-last, 1 thread": ["memory_format=channels_last", "threads=1"],
     "bf16-mixed, contiguous": ["precision=bf16-mixed"],
     "bf16-mixed, channels-last": ["precision=bf16-mixed", "memory_format=channels_last"],
     "channels-last, compiled": ["memory_format=channels_last", "compile=true"],
