@@ -19,7 +19,7 @@ from kdmark.config import DistillConfig, PruneConfig, flatten_overrides, load_co
 from kdmark.data.pipeline import LandmarkDataset
 from kdmark.distill import DistillTask, PooledFeatureKD, Teacher
 from kdmark.prune import channel_spec, prunable_layers, prune_layer, score_layer
-from kdmark.train import build_data, cache_faces, fit, make_fabric, supervised_losses, validate
+from kdmark.train import cache_faces, fit, prepare, supervised_losses, validate
 
 __all__ = ["prune_checkpoint", "PruneResult", "measure", "format_report"]
 
@@ -58,8 +58,8 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
     model, payload = load_checkpoint(cfg.checkpoint)
     dcfg = _retrain_config(cfg, payload.get("config", {}))
     out = Path(cfg.out_dir)
-    fabric, dcfg = make_fabric(dcfg)
-    data = build_data(dcfg, model.codec)
+    run = prepare(dcfg, model)  # the one set-up train and distill use, around the loaded checkpoint
+    fabric, dcfg, data = run.fabric, run.cfg, run.data
     cache_faces(dcfg, data, fabric)
     size = model.card["input_size"]
     before = measure(model, data, size, Path(cfg.checkpoint))

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from kdmark.config import DistillConfig, to_dict
+from kdmark.config import DistillConfig
 from kdmark.distill import (
     DistillTask,
     FeatureAlignedKD,
@@ -17,16 +17,14 @@ from kdmark.distill import (
     PooledFeatureKD,
     Teacher,
 )
-from kdmark.models.landmark_net import LandmarkNet, codec_for
+from kdmark.models.landmark_net import LandmarkNet
 from kdmark.train import (
     Data,
     RunResult,
     TrainingError,
-    build_data,
-    build_student,
     cache_faces,
     fit,
-    make_fabric,
+    prepare,
     prepare_run,
     readable_samples,
     supervised_losses,
@@ -122,9 +120,8 @@ def distill(cfg: DistillConfig) -> RunResult:
         ...                   ["teachers=[kdmark-68-teacher]", "kd.heatmap=1", "kd.heatmap_kind=awing"])
         >>> kdmark.distill(cfg).best_checkpoint
     """
-    fabric, cfg = make_fabric(cfg)
-    data = add_unlabelled(cfg, build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size)))
-    student = build_student(cfg, data)
+    run = prepare(cfg)
+    fabric, cfg, data, student = run.fabric, run.cfg, add_unlabelled(run.cfg, run.data), run.model
     heatmap_size = cfg.data.input_size // cfg.model.heatmap_stride
     teachers = [make_teacher(spec, cfg, student.codec, heatmap_size) for spec in cfg.teachers]
     for spec, t in zip(cfg.teachers, teachers):

@@ -526,6 +526,27 @@ def make_fabric(cfg: TrainConfig):
     return fabric, cfg
 
 
+@dataclass
+class Prepared:
+    """What :func:`prepare` sets up for a job: Fabric, the config with "auto" settings resolved, the data, the model."""
+
+    fabric: object
+    cfg: TrainConfig
+    data: Data
+    model: LandmarkNet
+
+
+def prepare(cfg: TrainConfig, model: LandmarkNet | None = None) -> Prepared:
+    """The one run set-up of every job (train, distill, prune): devices, precision and memory format
+    (:func:`make_fabric`), the data (targets made by the model's codec), and the student (:func:`build_student`:
+    ``init_from``, pruned channel specs) unless ``model`` is given (prune's loaded checkpoint). Faces are cached
+    later (:func:`cache_faces`), so a job can refuse bad inputs (a teacher that does not fit) before that slow part."""
+    fabric, cfg = make_fabric(cfg)
+    codec = model.codec if model is not None else codec_for(to_dict(cfg.model), cfg.data.input_size)
+    data = build_data(cfg, codec)
+    return Prepared(fabric, cfg, data, model if model is not None else build_student(cfg, data))
+
+
 def cache_faces(cfg: TrainConfig, data: Data, fabric) -> None:
     """Decode and crop every face once (``data.cache``); skipped faces (``data.skip_bad``) are reported."""
     if not cfg.data.cache:
@@ -597,9 +618,7 @@ def train(cfg: TrainConfig) -> RunResult:
         >>> result = kdmark.train(cfg)
         >>> result.best_checkpoint
     """
-    fabric, cfg = make_fabric(cfg)
-    data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size))
-    model = build_student(cfg, data)
-    cache_faces(cfg, data, fabric)
-    out = prepare_run(cfg, fabric)  # only now: a run that fails on its inputs leaves an earlier run untouched
-    return fit(cfg, fabric, build_task(cfg, model), model, data, out)
+    run = prepare(cfg)
+    cache_faces(run.cfg, run.data, run.fabric)
+    out = prepare_run(run.cfg, run.fabric)  # only now: a run that fails on its inputs leaves an earlier run untouched
+    return fit(run.cfg, run.fabric, build_task(run.cfg, run.model), run.model, run.data, out)

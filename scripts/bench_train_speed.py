@@ -53,17 +53,8 @@ def one(data: str, overrides: list[str], steps: int) -> dict:
 
     import torch
 
-    from kdmark.config import TrainConfig, load_config, to_dict
-    from kdmark.train import (
-        build_data,
-        build_student,
-        build_task,
-        cache_faces,
-        codec_for,
-        make_fabric,
-        resolve_auto,
-        train,
-    )
+    from kdmark.config import TrainConfig, load_config
+    from kdmark.train import build_task, cache_faces, prepare, resolve_auto, train
 
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "300w_mbv2_heatmap.yaml"
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,11 +72,10 @@ def one(data: str, overrides: list[str], steps: int) -> dict:
         resolved = {"precision": cfg.precision, "memory_format": cfg.memory_format,
                     "num_workers": cfg.data.num_workers}
         # the plain loop: the same model, loss and batches, no framework
-        fabric, cfg = make_fabric(cfg)
-        data_ = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size))
-        model = build_student(cfg, data_)
-        cache_faces(cfg, data_, fabric)
-        task = build_task(cfg, model)
+        run = prepare(cfg)  # kdmark's own set-up: the same model class, codec and data as the loop above
+        cfg, data_ = run.cfg, run.data
+        cache_faces(cfg, data_, run.fabric)
+        task = build_task(cfg, run.model)
         loader = torch.utils.data.DataLoader(data_.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True)
         batches = list(itertools.islice(loader, 4))
         cl = cfg.memory_format == "channels_last"
