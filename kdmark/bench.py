@@ -119,18 +119,17 @@ def _faces(data, split, scheme, heldout, max_faces, vs_dlib, detector, notes):
         samples = split_by_photo(ds, heldout)[1]
     samples = samples[:max_faces]
     if vs_dlib:
-        idx, dlib_dets, boxes = _dlib_boxes(samples)
+        dlib = _matched(samples, "dlib")  # dlib's predictor is only accurate from its own detector's box
+        found = dlib if detector == "dlib" else _matched(samples, detector)
+        idx = [i for i in dlib if i in found]
+        dlib_dets, boxes = [dlib[i].raw for i in idx], [found[i].box for i in idx]
         if detector == "dlib":
             notes.append(f"dlib's HOG detector found {len(idx)} of {len(samples)} faces; every model is scored "
                          "on those faces, each given the same detector box")
         else:  # kdmark (and MediaPipe) from the detector's boxes; dlib's predictor from its own detections
-            found = _detector_boxes(samples, detector)
-            keep = [k for k, i in enumerate(idx) if i in found]
             notes.append(f"{detector} found {len(found)} of {len(samples)} faces and dlib's HOG detector "
-                         f"{len(idx)}; every model is scored on the {len(keep)} both found, kdmark's and "
+                         f"{len(dlib)}; every model is scored on the {len(idx)} both found, kdmark's and "
                          f"MediaPipe's from the {detector} box, dlib's predictor from its own detector's box")
-            idx, dlib_dets, boxes = [idx[k] for k in keep], [dlib_dets[k] for k in keep], \
-                [found[idx[k]] for k in keep]
         samples = [samples[i] for i in idx]
     else:
         boxes = [s.landmark_box() for s in samples]
@@ -138,43 +137,19 @@ def _faces(data, split, scheme, heldout, max_faces, vs_dlib, detector, notes):
     return ds, samples, boxes, dlib_dets
 
 
-def _detector_boxes(samples: list[Sample], detector: str) -> dict[int, np.ndarray]:
-    """Sample index -> the landmark box of the detection overlapping its annotation best (IoU > 0.3)."""
+def _matched(samples: list[Sample], detector: str) -> dict[int, object]:
+    """Sample index -> the detection (kdmark.detectors.Detection) of ``detector`` that overlaps the annotated
+    face most (landmark boxes, IoU > 0.3), for the faces it finds."""
     from kdmark.data.images import load_image
-    from kdmark.detectors import make_detector
-    from kdmark.predict import box_iou
+    from kdmark.detectors import best_match, make_detector
 
     detect, found = make_detector(detector), {}
     for i, s in enumerate(samples):
-        truth = s.landmark_box()
-        best = max(detect(load_image(s.image)), key=lambda d: box_iou(d.box, truth), default=None)
-        if best is not None and box_iou(best.box, truth) > 0.3:
-            found[i] = best.box
+        dets = detect(load_image(s.image))
+        k = best_match([d.box for d in dets], s.landmark_box())
+        if k is not None:
+            found[i] = dets[k]
     return found
-
-
-def _dlib_boxes(samples: list[Sample]) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
-    """Faces dlib's HOG detector finds (matched to the annotation by IoU > 0.3): indices, raw detector boxes,
-    and the same boxes in kdmark's landmark-box convention."""
-    import dlib
-
-    from kdmark.data.images import load_image
-    from kdmark.predict import box_iou, landmark_box_from_detector
-
-    detector = dlib.get_frontal_face_detector()
-    idx, raw, converted = [], [], []
-    for i, s in enumerate(samples):
-        best, best_iou = None, 0.3
-        for d in detector(load_image(s.image), 1):
-            det = np.array([d.left(), d.top(), d.right() + 1, d.bottom() + 1], float)
-            iou = box_iou(landmark_box_from_detector(det), s.landmark_box())
-            if iou > best_iou:
-                best, best_iou = det, iou
-        if best is not None:
-            idx.append(i)
-            raw.append(best)
-            converted.append(landmark_box_from_detector(best))
-    return idx, raw, converted
 
 
 def bench(model_path: str | Path, data: str | Path | None = None, split: str | None = None, vs_dlib: bool = False,

@@ -19,7 +19,7 @@ import numpy as np
 from kdmark import zoo
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
-from kdmark.detectors import TO_LANDMARK_BOX, detector_box, landmark_box, make_detector
+from kdmark.detectors import TO_LANDMARK_BOX, box_iou, detector_box, landmark_box, make_detector
 from kdmark.errors import CheckpointError, DetectorError
 
 __all__ = ["Predictor", "Face", "DetectorError", "detect_faces", "detect_faces_scored", "OneEuroFilter",
@@ -219,15 +219,6 @@ class OneEuroFilter:
         cutoff = self.min_cutoff + self.beta * np.abs(self.dx)
         self.x = self.x + self._alpha(cutoff) * (x - self.x)
         return self.x.copy()
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two [x0, y0, x1, y1] boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def predict_video(predictor: Predictor, path: str | Path, redetect_every: int = 15, smooth: bool = True,

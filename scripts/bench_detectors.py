@@ -18,8 +18,8 @@ import numpy as np
 from kdmark.data import read_dataset
 from kdmark.data.images import load_image
 from kdmark.data.pipeline import split_by_photo
-from kdmark.detectors import BlazeFaceDetector, DlibHog
-from kdmark.predict import Predictor, box_iou
+from kdmark.detectors import BlazeFaceDetector, DlibHog, best_match
+from kdmark.predict import Predictor
 
 DETECTORS = {
     "blazeface (default: photo + 2x2 tiles)": lambda: BlazeFaceDetector(tiles=1),
@@ -51,11 +51,11 @@ def main() -> int:
             t0 = time.perf_counter()
             faces = det(img)
             spent[name] += time.perf_counter() - t0
-            best = max(faces, key=lambda d: box_iou(d.box, truth), default=None)
-            if best is not None and box_iou(best.box, truth) > 0.3:
+            k = best_match([d.box for d in faces], truth)
+            if k is not None:
                 found[name] += 1
                 if key in held_names:
-                    boxes[name][key] = (img, best.box, s)
+                    boxes[name][key] = (img, faces[k].box, s)
         if (i + 1) % 200 == 0:
             print(f"  {i + 1}/{len(samples)} faces", flush=True)
     n = len(samples)

@@ -16,8 +16,7 @@ import numpy as np
 
 from kdmark.data import read_dataset
 from kdmark.data.images import load_image
-from kdmark.detectors import DETECTORS, make_detector
-from kdmark.predict import box_iou
+from kdmark.detectors import DETECTORS, best_match, make_detector
 
 
 def main() -> None:
@@ -31,10 +30,11 @@ def main() -> None:
     for s in ds:
         landmarks = s.landmark_box()
         lx0, ly0, lx1, ly1 = landmarks
-        found = [raw for raw, _ in detect.raw(load_image(s.image)) if box_iou(raw, landmarks) > 0.3]
-        if not found:
+        raws = [raw for raw, _ in detect.raw(load_image(s.image))]
+        k = best_match(raws, landmarks)  # matched on the detector's own box
+        if k is None:
             continue
-        best = max(found, key=lambda raw: box_iou(raw, landmarks))
+        best = raws[k]
         side = max(best[2] - best[0], best[3] - best[1])
         rows.append([((lx0 + lx1) / 2 - (best[0] + best[2]) / 2) / side,
                      ((ly0 + ly1) / 2 - (best[1] + best[3]) / 2) / side,

@@ -34,14 +34,16 @@ def main() -> None:
     images = [load_image(s.image) for s in val]
     boxes = [s.landmark_box() for s in val]
     if args.boxes == "detector":
-        from kdmark.predict import box_iou, detect_faces
+        from kdmark.detectors import best_match
+        from kdmark.predict import detect_faces
 
         kept = []
         for i, (img, s) in enumerate(zip(images, val)):
-            found = [b for b in detect_faces(img, "dlib") if box_iou(b, s.landmark_box()) > 0.3]
-            if found:
+            found = detect_faces(img, "dlib")
+            k = best_match(found, s.landmark_box())
+            if k is not None:
                 kept.append(i)
-                boxes[i] = max(found, key=lambda b: box_iou(b, s.landmark_box()))
+                boxes[i] = found[k]
         print(f"dlib's HOG detector found {len(kept)} of {len(val)} faces; scoring those")
         val, images, boxes = [val[i] for i in kept], [images[i] for i in kept], [boxes[i] for i in kept]
     gt = np.stack([s.points for s in val])

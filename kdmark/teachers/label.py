@@ -67,10 +67,11 @@ def list_images(inputs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
 def detector_faces(detector=None) -> Callable[[np.ndarray], list[tuple[np.ndarray, np.ndarray | None]]]:
     """A function giving (face box in kdmark's convention, raw dlib detection or None) for each face that
     ``detector`` (a name or a kdmark.detectors.FaceDetector; default BlazeFace) finds: the dlib teacher is handed
-    its own detector's box when there is one, and finds it otherwise."""
-    from kdmark.detectors import make_detector
+    its own detector's box when there is one, and finds it otherwise. dlib upsamples only photos under 640 px,
+    as labelling thousands of photos always has."""
+    from kdmark.detectors import DlibHog, make_detector
 
-    detect = make_detector(detector)
+    detect = DlibHog(upsample=None) if detector == "dlib" else make_detector(detector)
     return lambda image: [(d.box, d.raw if d.source == "dlib" else None) for d in detect(image)]
 
 
