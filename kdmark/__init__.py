@@ -14,15 +14,18 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _API = {  # public name -> module that defines it
-    "Predictor": "kdmark.predict",
-    "Face": "kdmark.predict",
-    "train": "kdmark.train",
-    "distill": "kdmark.runs",
-    "prune": "kdmark.prune_run",
-    "evaluate": "kdmark.evaluate",
-    "export_onnx": "kdmark.export",
+    "Predictor": "kdmark.deploy.predict",
+    "Face": "kdmark.deploy.predict",
+    "train": "kdmark.jobs.train",
+    "distill": "kdmark.jobs.train",
+    "prune": "kdmark.jobs.prune",
+    "evaluate": "kdmark.jobs.evaluate",
+    "export_onnx": "kdmark.deploy.export",
     "load_checkpoint": "kdmark.checkpoint",
     "load_config": "kdmark.config",
+    "TrainConfig": "kdmark.config",  # the typed settings of train (DistillConfig: distill, PruneConfig: prune)
+    "DistillConfig": "kdmark.config",
+    "PruneConfig": "kdmark.config",
     "read_dataset": "kdmark.data",
     "Dataset": "kdmark.data",
     "Sample": "kdmark.data",

@@ -10,10 +10,13 @@ clipped to +-3 sqrt(lambda), and it is reconstructed and mapped back to image pi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ActiveShapeModel"]
+from kdmark.io import save_figure
+
+__all__ = ["ActiveShapeModel", "write_soft_landmarks"]
 
 
 def _normalise(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -121,5 +124,21 @@ class ActiveShapeModel:
         axes[0][0].legend(fontsize=6, loc="lower left")
         fig.suptitle(f"ASM: {self.num_modes} modes keep {self.variance * 100:.0f}% of the variance", fontsize=9)
         fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
+        save_figure(fig, path)
+
+
+def write_soft_landmarks(ds, out: str | Path, variance: float = 0.9, procrustes: bool = False) -> dict:
+    """Fit an ASM to ``ds``'s shapes, write ``out/soft_landmarks.json`` (sample key -> soft points) and
+    ``out/modes.png``; returns what was done (modes kept, mean shift of the points in pixels, the files)."""
+    from kdmark.io import atomic_write_json
+
+    shapes = np.stack([s.points for s in ds])
+    asm = ActiveShapeModel(variance, procrustes=procrustes).fit(shapes)
+    soft = asm.project(shapes)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [atomic_write_json(out / "soft_landmarks.json", {s.key: np.round(p, 4).tolist() for s, p in zip(ds, soft)})]
+    asm.plot_modes(out / "modes.png", sides=ds.scheme.sides)
+    files.append(out / "modes.png")
+    return {"faces": len(ds), "modes": asm.num_modes, "moved_px": float(np.linalg.norm(soft - shapes, axis=-1).mean()),
+            "files": files}

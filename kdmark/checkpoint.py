@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 from kdmark.errors import CheckpointError
-from kdmark.io import atomic_write as atomic_write_bytes  # one atomic writer for every output
+from kdmark.io import atomic_write
 from kdmark.models.landmark_net import LandmarkNet, model_from_card
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointError", "atomic_write_bytes"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointError"]
 
 FORMAT, VERSION = "kdmark-checkpoint", 1
 
@@ -30,7 +30,7 @@ def save_checkpoint(path: str | Path, model: LandmarkNet, config: dict | None = 
     payload = {"format": FORMAT, "version": VERSION, "card": model.card, "config": config or {},
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "channel_spec": channel_spec, "metrics": metrics or {}, "train_state": train_state}
-    return atomic_write_bytes(path, lambda f: torch.save(payload, f))
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -62,7 +62,7 @@ def load_checkpoint(path: str | Path) -> tuple[LandmarkNet, dict]:
     payload = read_checkpoint(path)
     model = model_from_card(payload["card"])
     if payload.get("channel_spec"):
-        from kdmark.prune import apply_channel_spec  # pruned checkpoints: rebuild the slimmer layers first
+        from kdmark.pruning import apply_channel_spec  # pruned checkpoints: rebuild the slimmer layers first
 
         apply_channel_spec(model, payload["channel_spec"])
     missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)

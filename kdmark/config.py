@@ -66,7 +66,7 @@ class DataConfig:
     format: str = "auto"
     train_split: str | None = "train"  # None: every face in root
     val_split: str | None = None  # a split of root for validation; None: hold out val_fraction of the train faces
-    val_fraction: float = 0.1  # fixed held-out fraction, chosen by a hash of the photo id (see kdmark.data.split)
+    val_fraction: float = 0.1  # fixed held-out fraction, by a hash of the photo id (data.dataset.split_by_photo)
     val_root: str | None = None  # a separate dataset for validation (e.g. the 300-W test folders)
     scheme: str | None = None  # expected landmark scheme; None: inferred from the point count
     input_size: int = 128
@@ -172,7 +172,7 @@ class TrainConfig:
     devices: int = 1
     strategy: str = "auto"
     num_nodes: int = 1
-    # auto: what trains fastest on this hardware at equal accuracy (kdmark.train.resolve_auto; BENCHMARKS.md
+    # auto: what trains fastest on this hardware at equal accuracy (kdmark.engine.setup.resolve_auto; BENCHMARKS.md
     # "Training speed"): bf16-mixed on CPUs with native bf16 (avx512_bf16, AMX) and on bf16 GPUs, else 32-true;
     # the resolved value is what the run's config.yaml and checkpoints record
     precision: str = "auto"
@@ -344,14 +344,22 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
     node[last] = value
 
 
+def packaged(*parts: str) -> Path:
+    """A file shipped inside the package as package data, e.g. ``packaged("pipelines", "default.yaml")`` (found
+    through ``importlib.resources``, so it is the installed copy wherever kdmark is installed)."""
+    from importlib.resources import files
+
+    return Path(str(files("kdmark").joinpath(*parts)))
+
+
 def shipped(path: str | Path) -> Path:
     """``path`` itself when it exists; otherwise, for ``recipes/...`` and ``pipelines/...``, the copy shipped inside
     the package (so the README's commands work from an installed wheel, outside the source tree)."""
     path = Path(path)
     if not path.exists() and path.parts and path.parts[0] in ("recipes", "pipelines"):
-        packaged = Path(__file__).resolve().parent / path
-        if packaged.exists():
-            return packaged
+        inside = packaged(*path.parts)
+        if inside.exists():
+            return inside
     return path
 
 

@@ -4,13 +4,15 @@ crash or a kill never leaves a half-written file where a good one was."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_text", "remove_stale_temporaries", "sha256_of"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "save_figure", "remove_stale_temporaries",
+           "sha256_of"]
 
 _SLOW_SAVE = float(os.environ.get("KDMARK_TEST_SLOW_SAVE", "0") or 0)
 
@@ -59,6 +61,22 @@ def atomic_write(path: str | Path, writer: Callable[[BinaryIO], object]) -> Path
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def atomic_write_json(path: str | Path, obj: object, indent: int | None = 2) -> Path:
+    """``obj`` as JSON (reports, labels, run markers), written atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent))
+
+
+def save_figure(fig, path: str | Path, **savefig_kwargs) -> Path:
+    """Save a matplotlib figure atomically (its format from the suffix, e.g. ``.png``) and close it."""
+    import matplotlib.pyplot as plt
+
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format=fmt, **savefig_kwargs))
+    finally:
+        plt.close(fig)
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

@@ -11,11 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.integrate import simpson
 
+from kdmark.io import save_figure
 from kdmark.schemes import LandmarkScheme, get_scheme
+
+if TYPE_CHECKING:
+    from kdmark.data.records import Sample
 
 __all__ = [
     "MetricError",
@@ -171,9 +176,20 @@ def plot_ced(curves: dict[str, np.ndarray], threshold: float, path: str | Path, 
     ax.set(xlabel="NME (%)", ylabel="fraction of images", title=title, xlim=(0, threshold * 100), ylim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, bbox_inches="tight")
+
+
+def score_samples(samples: list[Sample], pred: np.ndarray, scheme: LandmarkScheme, normaliser: str | None = None,
+                  threshold: float | None = None) -> tuple[Metrics, np.ndarray, dict[str, Metrics]]:
+    """(overall Metrics, per-image NME, {subset tag: Metrics}) for predictions in image pixels."""
+    gt = np.stack([s.points for s in samples])
+    boxes = np.stack([s.box if s.box is not None else s.landmark_box() for s in samples])
+    keys = [s.key for s in samples]
+    overall, per_image = compute_metrics(pred, gt, scheme, normaliser, threshold, boxes, keys=keys)
+    by_tag: dict[str, Metrics] = {}
+    tags = sorted({t for s in samples for t in s.subsets})
+    if len(tags) > 1:
+        for tag in tags:
+            idx = [i for i, s in enumerate(samples) if tag in s.subsets]
+            by_tag[tag], _ = compute_metrics(pred[idx], gt[idx], scheme, normaliser, threshold, boxes[idx])
+    return overall, per_image, by_tag

@@ -16,10 +16,10 @@ import time
 import numpy as np
 
 from kdmark.data import read_dataset
+from kdmark.data.dataset import split_by_photo
 from kdmark.data.images import load_image
-from kdmark.data.pipeline import split_by_photo
-from kdmark.detectors import BlazeFaceDetector, DlibHog, best_match
-from kdmark.predict import Predictor
+from kdmark.deploy.detectors import BlazeFaceDetector, DlibHog, best_match
+from kdmark.deploy.predict import Predictor
 
 DETECTORS = {
     "blazeface (default: photo + 2x2 tiles)": lambda: BlazeFaceDetector(tiles=1),

@@ -48,15 +48,15 @@ def main() -> int:
     args = ap.parse_args()
 
     from kdmark import zoo
-    from kdmark.bench import _crops
     from kdmark.checkpoint import load_checkpoint
     from kdmark.data import read_dataset
+    from kdmark.data.dataset import split_by_photo
     from kdmark.data.images import load_image
-    from kdmark.data.pipeline import split_by_photo
     from kdmark.data.transforms import apply_affine
-    from kdmark.detectors import detector_box
-    from kdmark.evaluate import score_samples
-    from kdmark.export import export_onnx, quantize_int8
+    from kdmark.deploy.bench import _crops
+    from kdmark.deploy.detectors import detector_box
+    from kdmark.deploy.export import export_onnx, quantize_int8
+    from kdmark.metrics import score_samples
     from kdmark.schemes import get_scheme
     from kdmark.teachers.landmarkers import DlibLandmarker
 

@@ -13,8 +13,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from kdmark.config import TrainConfig, load_config, to_dict
+from kdmark.engine.setup import build_data
+from kdmark.engine.tasks import build_task
 from kdmark.models.landmark_net import build_model, codec_for
-from kdmark.train import build_data, build_task
 
 
 def steps_per_s(task, opt, batches, steps: int) -> float:

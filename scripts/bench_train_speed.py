@@ -54,7 +54,9 @@ def one(data: str, overrides: list[str], steps: int) -> dict:
     import torch
 
     from kdmark.config import TrainConfig, load_config
-    from kdmark.train import build_task, cache_faces, prepare, resolve_auto, train
+    from kdmark.engine.setup import cache_faces, prepare, resolve_auto
+    from kdmark.engine.tasks import build_task
+    from kdmark.jobs.train import train
 
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "300w_mbv2_heatmap.yaml"
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +110,7 @@ def teacher_cost(runs: int = 5) -> None:
     import torch
 
     from kdmark import zoo
-    from kdmark.distill import Teacher
+    from kdmark.engine.tasks import Teacher
 
     teacher = Teacher(str(zoo.resolve("kdmark-68-teacher")), 96, 24)
     x = torch.rand(32, 3, 96, 96).contiguous(memory_format=torch.channels_last)

@@ -18,9 +18,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kdmark.data import read_dataset  # noqa: E402
-from kdmark.data.pipeline import split_by_photo  # noqa: E402
-from kdmark.predict import Predictor, detect_faces  # noqa: E402
-from kdmark.videobench import MODES, make_clip, score, track  # noqa: E402
+from kdmark.data.dataset import split_by_photo  # noqa: E402
+from kdmark.deploy.detectors import make_detector  # noqa: E402
+from kdmark.deploy.predict import Predictor  # noqa: E402
+from kdmark.deploy.videobench import MODES, make_clip, score, track  # noqa: E402
 
 
 def main() -> int:
@@ -38,7 +39,8 @@ def main() -> int:
             path = Path(tmp) / f"clip{i}.avi"
             truth = make_clip(sample, path, seed=i)
             for name, every, smooth in MODES:
-                detect = None if args.detector == "exact" else (lambda img: detect_faces(img, args.detector))
+                detect = None if args.detector == "exact" else (
+                    lambda img: [d.box for d in make_detector(args.detector)(img)])
                 pred = track(predictor, path, truth, every, smooth, detect)
                 rows[name].append(score(pred, truth))
     print(f"{args.model}, {args.faces} clips x {len(truth)} frames, detector: {args.detector}")

@@ -4,8 +4,8 @@ beside onnxruntime-python on the same frame: BlazeFace plus the landmark model, 
     python scripts/bench_web.py [MODEL] --photo ../shared/data/photos/afw_1130084326.jpg [--runs 30]
 
 The frame is a 640 x 480 cut of the photo (a webcam-sized frame with its faces). Two threads in the browser need a
-cross-origin-isolated page, so that run is served with COOP/COEP headers (kdmark.web.serve --isolate). A screenshot
-of the page with the landmarks drawn is written to runs/web/page.png.
+cross-origin-isolated page, so that run is served with COOP/COEP headers (kdmark.deploy.web.serve --isolate). A
+screenshot of the page with the landmarks drawn is written to runs/web/page.png.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from kdmark.detectors import BlazeFaceDetector
-from kdmark.predict import Predictor
-from kdmark.web import export_web
-from kdmark.web.serve import launch_chromium, serve
+from kdmark.deploy.detectors import BlazeFaceDetector
+from kdmark.deploy.predict import Predictor
+from kdmark.deploy.web import export_web
+from kdmark.deploy.web.serve import launch_chromium, serve
 
 
 def python_ms(model: str, frame: np.ndarray, threads: int, tiles: int, runs: int) -> tuple[float, int]:

@@ -2,7 +2,7 @@
 
 kdmark models are trained on crops around the landmark box; at inference only a detector box exists. This script
 measures, over every face the detector finds, the landmark-box centre offset (in units of the detector box side)
-and the landmark box's longer side per detector side, and prints the medians that kdmark.detectors uses
+and the landmark box's longer side per detector side, and prints the medians that kdmark.deploy.detectors uses
 (TO_LANDMARK_BOX).
 
     python scripts/calibrate_detector.py ../shared/data/300w --detector blazeface
@@ -16,7 +16,7 @@ import numpy as np
 
 from kdmark.data import read_dataset
 from kdmark.data.images import load_image
-from kdmark.detectors import DETECTORS, best_match, make_detector
+from kdmark.deploy.detectors import DETECTORS, best_match, make_detector
 
 
 def main() -> None:

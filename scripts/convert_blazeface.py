@@ -3,7 +3,7 @@
     python -m venv /tmp/t2o && /tmp/t2o/bin/pip install tflite2onnx onnxruntime ai-edge-litert
     /tmp/t2o/bin/python scripts/convert_blazeface.py ../shared/weights/mediapipe/face_detection_short_range.tflite
 
-Writes kdmark/detectors/blazeface_short_range.onnx and checks it against the LiteRT interpreter on random inputs
+Writes kdmark/deploy/detectors/blazeface_short_range.onnx and checks it against the LiteRT interpreter on random inputs
 (when ai-edge-litert is installed). tflite2onnx runs in its own virtualenv: kdmark does not depend on it.
 The full-range model (face_detection_full_range_sparse.tflite) uses TFLite's DENSIFY op, which tflite2onnx 0.4.1
 cannot convert.

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from kdmark.data import read_dataset
-from kdmark.data.pipeline import split_by_photo
+from kdmark.data.dataset import split_by_photo
 from kdmark.metrics import compute_metrics
 from kdmark.teachers.landmarkers import MediaPipeLandmarker, fit_mesh_map_on
 

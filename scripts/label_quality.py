@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 from kdmark.data import read_dataset
+from kdmark.data.dataset import split_by_photo
 from kdmark.data.images import load_image
-from kdmark.data.pipeline import split_by_photo
 from kdmark.metrics import compute_metrics, normaliser_distances
 from kdmark.teachers import fuse, make_landmarker, teacher_accuracy, weights_from_accuracy
 
@@ -34,12 +34,11 @@ def main() -> None:
     images = [load_image(s.image) for s in val]
     boxes = [s.landmark_box() for s in val]
     if args.boxes == "detector":
-        from kdmark.detectors import best_match
-        from kdmark.predict import detect_faces
+        from kdmark.deploy.detectors import best_match, make_detector
 
         kept = []
         for i, (img, s) in enumerate(zip(images, val)):
-            found = detect_faces(img, "dlib")
+            found = [d.box for d in make_detector("dlib")(img)]
             k = best_match(found, s.landmark_box())
             if k is not None:
                 kept.append(i)

@@ -8,9 +8,10 @@ import sys
 
 from kdmark.checkpoint import load_checkpoint
 from kdmark.config import TrainConfig, load_config
-from kdmark.data.pipeline import LandmarkDataset
-from kdmark.evaluate import predict_dataset, score_samples
-from kdmark.train import build_data
+from kdmark.data.dataset import LandmarkDataset
+from kdmark.engine.loop import predict_dataset
+from kdmark.engine.setup import build_data
+from kdmark.metrics import score_samples
 
 
 def main(runs: list[str]) -> None:

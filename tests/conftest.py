@@ -36,7 +36,7 @@ def tiny_checkpoint(w300_root, tmp_path_factory) -> Path:
     """A tiny heatmap model (MobileNetV2 x0.5, 64 px) trained for a few epochs on 240 real 300-W faces: it has
     learned enough for comparisons between backends to mean something (about 50% NME), and trains in seconds."""
     from kdmark.config import TrainConfig, load_config
-    from kdmark.train import train
+    from kdmark.jobs.train import train
 
     out = tmp_path_factory.mktemp("tiny")
     cfg = load_config(TrainConfig, None, [

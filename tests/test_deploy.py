@@ -12,8 +12,8 @@ import torch
 from kdmark.checkpoint import CheckpointError, load_checkpoint
 from kdmark.cli import main
 from kdmark.data import read_dataset
-from kdmark.export import ExportError, export_onnx, onnx_session, read_onnx_card
-from kdmark.predict import OneEuroFilter, Predictor
+from kdmark.deploy.export import ExportError, export_onnx, onnx_session, read_onnx_card
+from kdmark.deploy.predict import OneEuroFilter, Predictor
 
 dlib = pytest.importorskip("dlib", reason="dlib is an optional extra: pip install 'kdmark[dlib]'")
 

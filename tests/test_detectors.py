@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kdmark.cli import main
-from kdmark.detectors import (
+from kdmark.deploy.detectors import (
     DETECTORS,
     TO_LANDMARK_BOX,
     BlazeFaceDetector,
@@ -19,7 +19,7 @@ from kdmark.detectors import (
     landmark_box,
     make_detector,
 )
-from kdmark.detectors import blazeface as bf
+from kdmark.deploy.detectors import blazeface as bf
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PHOTO = SHARED / "data" / "photos" / "afw_1130084326.jpg"
@@ -113,7 +113,7 @@ def photo():
 
 def test_both_detectors_find_the_three_faces_where_they_are_annotated(photo):
     from kdmark.data.pts import read_pts
-    from kdmark.predict import box_iou
+    from kdmark.deploy.detectors import box_iou
 
     truth = [read_pts(p) for p in sorted(PHOTO.parent.glob(PHOTO.stem + "_*.pts"))]
     truth_boxes = [np.r_[t.min(0), t.max(0)] for t in truth]

@@ -11,18 +11,16 @@ import torch
 
 from kdmark.asm import ActiveShapeModel
 from kdmark.config import ModelConfig, to_dict
-from kdmark.distill import (
-    DistillTask,
+from kdmark.engine.tasks import DistillTask, SupervisedTask, Teacher
+from kdmark.kd_losses import (
     FeatureAlignedKD,
     FeatureSimilarityKD,
     HeatmapKD,
     KDLoss,
     PooledFeatureKD,
-    Teacher,
     similarity_matrix,
 )
 from kdmark.models.landmark_net import build_model
-from kdmark.tasks import SupervisedTask
 
 
 def _kd(p, preset="code"):
@@ -158,7 +156,7 @@ def test_teacher_is_frozen_and_outside_the_task():
 
 
 def test_channels_last_reaches_the_frozen_teachers_and_changes_no_output():
-    from kdmark.train import to_channels_last
+    from kdmark.engine.loop import to_channels_last
 
     teacher = Teacher(_net(seed=1), student_size=64, heatmap_size=16)
     student = _net()

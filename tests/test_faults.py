@@ -14,8 +14,9 @@ import torch
 
 from kdmark.checkpoint import read_checkpoint
 from kdmark.config import TrainConfig, load_config
-from kdmark.tasks import SupervisedTask
-from kdmark.train import TrainingError, train
+from kdmark.engine.tasks import SupervisedTask
+from kdmark.errors import TrainingError
+from kdmark.jobs.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = str(ROOT / "recipes" / "300w_mbv2_heatmap.yaml")

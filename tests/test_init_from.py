@@ -9,9 +9,9 @@ import torch
 from kdmark.checkpoint import load_checkpoint, save_checkpoint
 from kdmark.cli import main
 from kdmark.config import DistillConfig, TrainConfig, load_config, to_dict
+from kdmark.engine.setup import build_data, build_student
 from kdmark.models.landmark_net import codec_for
-from kdmark.prune import channel_spec, prunable_layers, prune_layer, score_layer
-from kdmark.train import build_data, build_student
+from kdmark.pruning import channel_spec, prunable_layers, prune_layer, score_layer
 
 TINY = ["model.backbone=mobilenetv2_050", "model.head_channels=16", "data.input_size=64", "batch_size=8",
         "data.num_workers=0", "progress=false", "data.max_samples=24", "data.cache=false"]

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from kdmark.config import ModelConfig, to_dict
+from kdmark.engine.tasks import SupervisedTask
 from kdmark.losses import CoordLoss, HeatmapLoss
 from kdmark.models.backbones import BackboneError, create_backbone
 from kdmark.models.landmark_net import build_model
-from kdmark.tasks import SupervisedTask
 
 HEADS = ["regression", "heatmap", "deconv", "joint"]
 TINY = dict(backbone="mobilenetv2_050", head_channels=16, hidden=(32,))

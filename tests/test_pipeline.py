@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 
 from kdmark.codecs import HeatmapCodec, RegressionCodec
 from kdmark.data import read_dataset
-from kdmark.data.pipeline import Augment, LandmarkDataset, split_by_photo
+from kdmark.data.dataset import Augment, LandmarkDataset, split_by_photo
 from kdmark.data.records import Sample
 from kdmark.data.transforms import apply_affine
 from kdmark.schemes import CELEBA_5
@@ -80,7 +80,7 @@ def test_fixed_validation_split_of_real_300w(w300_root):
     train, val = split_by_photo(ds, 0.1)
     assert len(train) + len(val) == len(ds) == 1213
     assert 0.07 < len(val) / len(ds) < 0.13
-    from kdmark.data.pipeline import photo_id
+    from kdmark.data.dataset import photo_id
 
     assert not {photo_id(s) for s in train} & {photo_id(s) for s in val}
     train2, val2 = split_by_photo(ds, 0.1)

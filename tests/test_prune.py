@@ -14,9 +14,9 @@ from torch import nn
 from kdmark.checkpoint import load_checkpoint, save_checkpoint
 from kdmark.cli import main
 from kdmark.config import ModelConfig, to_dict
-from kdmark.export import export_onnx, onnx_session
+from kdmark.deploy.export import export_onnx, onnx_session
 from kdmark.models.landmark_net import build_model
-from kdmark.prune import (
+from kdmark.pruning import (
     channel_spec,
     count_params,
     prunable_layers,

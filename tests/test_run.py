@@ -10,7 +10,7 @@ import yaml
 
 from kdmark.cli import main
 from kdmark.config import ConfigError
-from kdmark.run import load_pipeline, run_pipeline
+from kdmark.jobs.pipeline import load_pipeline, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
@@ -93,10 +93,11 @@ def test_unlabelled_faces_join_training_and_only_the_distillation_terms_see_them
 
     from kdmark.checkpoint import load_checkpoint
     from kdmark.config import to_dict
-    from kdmark.distill import DistillTask, HeatmapKD, Teacher
+    from kdmark.engine.setup import build_data
+    from kdmark.engine.tasks import DistillTask, Teacher, supervised_losses
+    from kdmark.jobs.train import add_unlabelled
+    from kdmark.kd_losses import HeatmapKD
     from kdmark.models.landmark_net import codec_for
-    from kdmark.runs import add_unlabelled
-    from kdmark.train import build_data, supervised_losses
 
     cfg, _ = _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path)
     data = build_data(cfg, codec_for(to_dict(cfg.model), cfg.data.input_size))
@@ -127,8 +128,9 @@ def test_unlabelled_faces_join_training_and_only_the_distillation_terms_see_them
 
 def test_distill_on_unlabelled_faces_end_to_end_and_its_refusals(w300_root, tiny_checkpoint, tmp_path):
     from kdmark.data.records import DatasetError
-    from kdmark.runs import add_unlabelled
-    from kdmark.train import TrainingError, build_data
+    from kdmark.engine.setup import build_data
+    from kdmark.errors import TrainingError
+    from kdmark.jobs.train import add_unlabelled
 
     cfg, faces = _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path)
     out = tmp_path / "kd"
@@ -234,7 +236,7 @@ def test_run_pipeline_with_a_prune_stage(w300_root, tmp_path):
 def test_default_faces_are_generated_once_and_again_when_the_settings_change(tmp_path, monkeypatch):
     import json
 
-    import kdmark.run as run
+    import kdmark.jobs.pipeline as run
     from kdmark.data.synth import GENERATOR, write_synthetic
 
     monkeypatch.setattr(run, "SYNTHETIC_DEFAULT", {**run.SYNTHETIC_DEFAULT, "n": 5})

@@ -96,7 +96,7 @@ def test_variety_and_speed(tmp_path):
 
 @pytest.mark.slow
 def test_default_run_on_synthetic_faces_writes_a_report(tmp_path):
-    from kdmark.run import run_pipeline
+    from kdmark.jobs.pipeline import run_pipeline
 
     write_synthetic(tmp_path / "data", n=60, seed=0, size=128)
     run_pipeline(None, [f"out_dir={tmp_path / 'run'}", f"data.root={tmp_path / 'data'}", "epochs=1",

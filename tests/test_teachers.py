@@ -99,8 +99,8 @@ def test_low_confidence_faces_are_left_out_and_counted(tmp_path):
 def test_pseudo_labels_weight_the_loss_by_confidence(tmp_path, w300_root):
     """data.extra faces join training with weight x per-point confidence in the batch's ``weights``."""
     from kdmark.config import TrainConfig, load_config
+    from kdmark.engine.setup import build_data
     from kdmark.models.landmark_net import codec_for
-    from kdmark.train import build_data
 
     _photos(tmp_path / "in", 2)
     label_images([tmp_path / "in"], [FakeTeacher("a", 0.0), FakeTeacher("b", 0.5)], tmp_path / "lab",
@@ -120,8 +120,8 @@ def test_pseudo_labels_weight_the_loss_by_confidence(tmp_path, w300_root):
 
 def test_a_black_box_teacher_refuses_feature_distillation():
     from kdmark.config import DistillConfig, load_config
-    from kdmark.runs import build_kd_terms
-    from kdmark.train import TrainingError
+    from kdmark.errors import TrainingError
+    from kdmark.jobs.train import build_kd_terms
     from tests.test_models import tiny_model
 
     teacher = PointTeacher(FakeTeacher("dlib", 0.0), 64, 0.15)
@@ -158,8 +158,8 @@ def test_mediapipe_map_scores_on_faces_it_was_not_fitted_on(w300_root):
     faces it scores 3.93% NME (scripts/fit_mesh_map.py); the bar here is 4.2%."""
     _need_mediapipe()
     from kdmark.data import read_dataset
+    from kdmark.data.dataset import split_by_photo
     from kdmark.data.images import load_image
-    from kdmark.data.pipeline import split_by_photo
     from kdmark.metrics import compute_metrics
     from kdmark.teachers import MediaPipeLandmarker
 
@@ -218,7 +218,7 @@ def test_checkpoint_teacher_undoes_its_test_time_flip(tiny_checkpoint, w300_root
     the left/right permutation are undone exactly; without augmentation it is the Predictor's answer."""
     from kdmark.data import read_dataset
     from kdmark.data.images import load_image
-    from kdmark.predict import Predictor
+    from kdmark.deploy.predict import Predictor
     from kdmark.schemes import get_scheme
     from kdmark.teachers import CheckpointLandmarker
 

@@ -12,7 +12,7 @@ import yaml
 from kdmark.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from kdmark.cli import main
 from kdmark.config import TrainConfig, load_config
-from kdmark.train import train
+from kdmark.jobs.train import train
 
 TINY = ["model.backbone=mobilenetv2_050", "model.head_channels=16", "data.input_size=64", "batch_size=8",
         "data.max_samples=24", "data.num_workers=0", "progress=false", "optim.warmup_epochs=0"]

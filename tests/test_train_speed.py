@@ -11,7 +11,10 @@ import yaml
 
 from kdmark.checkpoint import read_checkpoint
 from kdmark.config import TrainConfig, load_config
-from kdmark.train import WARMUP_STEPS, _unwrap, build_task, cpu_has_native_bf16, resolve_auto, train
+from kdmark.engine.loop import WARMUP_STEPS, _unwrap
+from kdmark.engine.setup import cpu_has_native_bf16, resolve_auto
+from kdmark.engine.tasks import build_task
+from kdmark.jobs.train import train
 
 TINY = ["model.backbone=mobilenetv2_050", "model.head_channels=16", "data.input_size=64", "batch_size=8",
         "data.num_workers=0", "progress=false", "optim.warmup_epochs=0"]

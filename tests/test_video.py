@@ -11,8 +11,8 @@ import pytest
 
 from kdmark.cli import main
 from kdmark.data import read_dataset
-from kdmark.predict import Predictor
-from kdmark.videobench import MODES, make_clip, score, track
+from kdmark.deploy.predict import Predictor
+from kdmark.deploy.videobench import MODES, make_clip, score, track
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,12 @@ import pytest
 from PIL import Image
 
 from kdmark.cli import main
-from kdmark.detectors import TO_LANDMARK_BOX
-from kdmark.detectors import blazeface as bf
+from kdmark.deploy.detectors import TO_LANDMARK_BOX
+from kdmark.deploy.detectors import blazeface as bf
+from kdmark.deploy.predict import VIDEO_ONE_EURO, Predictor
+from kdmark.deploy.web import export_web
+from kdmark.deploy.web.serve import chromium_path, launch_chromium, serve, write_y4m
 from kdmark.errors import ExportError
-from kdmark.predict import VIDEO_ONE_EURO, Predictor
-from kdmark.web import export_web
-from kdmark.web.serve import chromium_path, launch_chromium, serve, write_y4m
 
 PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "afw_1130084326.jpg"
 TOLERANCE_PX = 0.5
@@ -73,7 +73,7 @@ def test_export_writes_a_self_contained_folder(site):
 
 
 def test_any_exported_model_or_checkpoint_makes_a_page(tiny_checkpoint, tmp_path):
-    from kdmark.export import export_onnx
+    from kdmark.deploy.export import export_onnx
 
     from_ckpt = export_web(tiny_checkpoint, tmp_path / "ckpt")
     onnx_file = export_onnx(tiny_checkpoint, tmp_path / "tiny.onnx").path

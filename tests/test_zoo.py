@@ -16,7 +16,7 @@ import kdmark
 from kdmark import zoo
 from kdmark.checkpoint import load_checkpoint
 from kdmark.cli import main
-from kdmark.export import onnx_session
+from kdmark.deploy.export import onnx_session
 
 NAMES = list(zoo._index())
 

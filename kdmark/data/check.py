@@ -10,7 +10,9 @@ from tqdm.auto import tqdm
 from kdmark.data.images import image_size, load_image
 from kdmark.data.records import Dataset, DatasetError, Problem, Sample
 
-__all__ = ["check_dataset", "check_sample"]
+__all__ = ["check_dataset", "check_sample", "split_lines", "SPLITS"]
+
+SPLITS = ("train", "val", "test", "common", "challenging", "full", "private", "frontal")
 
 
 def check_sample(sample: Sample, decode: bool = True) -> list[Problem]:
@@ -56,3 +58,22 @@ def check_dataset(dataset: Dataset, decode: bool = True, progress: bool = True) 
         problems.append(Problem(where, f"no images found: all {len(missing)} faces are annotations only", "missing"))
         found = [[p for p in ps if p.kind != "missing"] for ps in found]
     return problems + [p for ps in found for p in ps]
+
+
+def split_lines(ds: Dataset) -> list[str]:
+    """One line per split with its subsets in brackets, e.g. ``train  1213  (afw 337, helen 872, lfpw 4)``."""
+    counts = ds.tag_counts()
+    splits = [t for t in SPLITS if t in counts]
+    lines = []
+    for split in splits:
+        inner: dict[str, int] = {}
+        for s in ds.samples:
+            if split in s.subsets:
+                for t in s.subsets:
+                    if t not in SPLITS:
+                        inner[t] = inner.get(t, 0) + 1
+        detail = ", ".join(f"{t} {n}" for t, n in inner.items())
+        lines.append(f"{split:<12} {counts[split]:>6}" + (f"  ({detail})" if detail else ""))
+    if not splits:
+        lines += [f"{t:<12} {n:>6}" for t, n in counts.items()]
+    return lines

@@ -84,10 +84,6 @@ class Sample:
     def num_points(self) -> int:
         return len(self.points)
 
-    @property
-    def image_name(self) -> str:
-        return self.image.name if isinstance(self.image, Path) else self.key
-
     def landmark_box(self) -> np.ndarray:
         """Tight [x0, y0, x1, y1] box around the points."""
         return np.concatenate([self.points.min(axis=0), self.points.max(axis=0)])

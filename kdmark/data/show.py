@@ -10,9 +10,10 @@ import numpy as np
 from kdmark.data.images import load_image
 from kdmark.data.records import Sample
 from kdmark.data.transforms import apply_affine, crop_matrix, face_square, warp_image
+from kdmark.io import save_figure
 from kdmark.schemes import LandmarkScheme
 
-__all__ = ["draw_grid"]
+__all__ = ["draw_grid", "augmented_crops"]
 
 # Image-left points blue, image-right red, centre green: a dataset read mirrored shows at a glance.
 SIDE_COLOURS = {"L": "#1f77b4", "R": "#d62728", "C": "#2ca02c"}
@@ -67,9 +68,23 @@ def draw_grid(
         ax.set_title(title[-40:], fontsize=6)
     fig.suptitle(f"{scheme.name}: {scheme.num_points} points (blue = image-left, red = image-right)", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
+
+
+def augmented_crops(samples: Sequence[Sample], scheme: LandmarkScheme, cfg, seed: int = 0) -> list[tuple]:
+    """What the network sees: (uint8 crop, points) per sample after the training crop, augmentation and flip of a
+    ``TrainConfig`` (augmentation switched on), for :func:`draw_grid`'s ``crops``."""
+    import dataclasses
+
+    from kdmark.codecs import RegressionCodec
+    from kdmark.data.dataset import Augment, LandmarkDataset
+
+    aug = Augment.from_config(dataclasses.replace(cfg.augment, enabled=True))
+    size = cfg.data.input_size
+    lds = LandmarkDataset(list(samples), scheme, RegressionCodec(size), size, aug, cfg.data.margin, cfg.data.use_box,
+                          cache=False, seed=seed)
+    crops = []
+    for i in range(len(lds)):
+        item = lds[i]
+        crops.append(((item["image"].permute(1, 2, 0).numpy() * 255).astype("uint8"), item["points"].numpy()))
+    return crops

@@ -66,10 +66,10 @@ def list_images(inputs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
 
 def detector_faces(detector=None) -> Callable[[np.ndarray], list[tuple[np.ndarray, np.ndarray | None]]]:
     """A function giving (face box in kdmark's convention, raw dlib detection or None) for each face that
-    ``detector`` (a name or a kdmark.detectors.FaceDetector; default BlazeFace) finds: the dlib teacher is handed
+    ``detector`` (a name or a kdmark.deploy.detectors.FaceDetector; default BlazeFace) finds: the dlib teacher is handed
     its own detector's box when there is one, and finds it otherwise. dlib upsamples only photos under 640 px,
     as labelling thousands of photos always has."""
-    from kdmark.detectors import DlibHog, make_detector
+    from kdmark.deploy.detectors import DlibHog, make_detector
 
     detect = DlibHog(upsample=None) if detector == "dlib" else make_detector(detector)
     return lambda image: [(d.box, d.raw if d.source == "dlib" else None) for d in detect(image)]
@@ -176,7 +176,7 @@ def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Pa
     or landmarker objects) into ``out``. ``weights``: one per teacher (default: inverse squared measured NME).
     Faces whose mean point confidence is below ``min_confidence`` are left out and counted. Images are linked into
     ``out`` (``copy=True``: copied). ``detector``: "blazeface" (default), "dlib", a
-    kdmark.detectors.FaceDetector, or a function image -> [(box, dlib detection or None), ...]. Every teacher
+    kdmark.deploy.detectors.FaceDetector, or a function image -> [(box, dlib detection or None), ...]. Every teacher
     must give the points of ``scheme`` (default: the first
     teacher's)."""
     from tqdm.auto import tqdm

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
+from kdmark.deploy.detectors import DlibHog, best_match, detector_box
 from kdmark.errors import TeacherError
 
 __all__ = ["DlibLandmarker", "MediaPipeLandmarker", "CheckpointLandmarker", "MeshMap", "TeacherError",
@@ -60,7 +61,7 @@ class DlibLandmarker:
 
     The predictor is only accurate from its own HOG detector's box: on kdmark's 119 held-out 300-W faces it scores
     2.88% NME from the detector's boxes but 4.97% from the ground-truth landmark boxes mapped to the detector's
-    convention by the median offsets (``kdmark.predict.DLIB_HOG_TO_LANDMARK_BOX``); a face's own detection is
+    convention by the median offsets (``kdmark.deploy.detectors.TO_LANDMARK_BOX``); a face's own detection is
     therefore used when given (``detection=``), or found (``detect=True``: the HOG detection that overlaps the box
     best), and the mapped box only when the detector finds nothing there."""
 
@@ -73,7 +74,7 @@ class DlibLandmarker:
             raise TeacherError("the dlib teacher needs dlib: pip install 'kdmark[dlib]'") from None
         self._dlib, self.detect = dlib, detect
         self.predictor = dlib.shape_predictor(str(dlib_model_file()))
-        self.detector = dlib.get_frontal_face_detector() if detect else None
+        self.detector = DlibHog(upsample=0) if detect else None  # kdmark's dlib detector, upsampled per image
 
     def points_from_detection(self, image: np.ndarray, det: np.ndarray) -> np.ndarray:
         """68 points from a raw dlib detector box [x0, y0, x1, y1] (right and bottom exclusive)."""
@@ -83,24 +84,17 @@ class DlibLandmarker:
         return np.array([[p.x, p.y] for p in shape.parts()], float)
 
     def _find(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-        from kdmark.predict import box_iou, landmark_box_from_detector
-
-        best, best_iou = None, 0.3
-        for d in self.detector(np.ascontiguousarray(image), 0 if min(image.shape[:2]) >= 160 else 1):
-            det = np.array([d.left(), d.top(), d.right() + 1, d.bottom() + 1], float)
-            iou = box_iou(landmark_box_from_detector(det), box)
-            if iou > best_iou:
-                best, best_iou = det, iou
-        return best
+        """The raw HOG detection that overlaps ``box`` best (small crops upsampled once), or None."""
+        found = self.detector(image, upsample=0 if min(image.shape[:2]) >= 160 else 1)
+        k = best_match([d.box for d in found], box)
+        return None if k is None else found[k].raw
 
     def __call__(self, image: np.ndarray, box: np.ndarray, detection: np.ndarray | None = None,
                  **_) -> tuple[np.ndarray, float]:
-        from kdmark.predict import detector_box_from_landmark_box
-
         if detection is None and self.detect:
             detection = self._find(image, box)
         found = detection is not None
-        det = detection if found else detector_box_from_landmark_box(box)
+        det = detection if found else detector_box(box, "dlib")
         return self.points_from_detection(image, det), 1.0 if found else 0.5
 
 
@@ -238,7 +232,7 @@ class CheckpointLandmarker:
                 (1.0, 0.03, 0.03, False))  # (scale, shift x, shift y, flip)
 
     def __init__(self, model, tta: bool = True, threads: int | None = None):
-        from kdmark.predict import Predictor
+        from kdmark.deploy.predict import Predictor
         from kdmark.schemes import get_scheme
 
         self.predictor = Predictor(model, threads=threads)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kdmark.io import sha256_of
 
-__all__ = ["DEFAULT", "ZooModel", "models", "get", "resolve", "is_zoo_name", "sha256_of"]
+__all__ = ["DEFAULT", "ZooModel", "models", "get", "resolve", "is_zoo_name", "sha256_of", "table"]
 
 DEFAULT = "kdmark-68-s"  # what ``kdmark predict photo.jpg`` and ``kdmark.Predictor()`` use
 
@@ -68,3 +68,16 @@ def resolve(spec):
     """The checkpoint file for a zoo name; any other value (a path, a module) is returned unchanged."""
     return get(spec).checkpoint if is_zoo_name(spec) else spec
 
+
+def table() -> list[str]:
+    """``kdmark models``: one line per shipped model (name, NME, size, latency, summary) and what the figures mean."""
+    rows = [("name", "NME 300-W val", "size", "ms/face", "summary")]
+    for m in models():
+        i = m.info
+        rows.append((m.name + (" (default)" if m.name == DEFAULT else ""), f"{i['nme']:.3%}",
+                     f"{i['size_bytes'] / 1e6:.2f} MB", f"{i['latency_ms']:.2f}", m.summary))
+    widths = [max(len(r[k]) for r in rows) for k in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4] for r in rows]
+    return lines + ["NME: inter-ocular, kdmark's 119 held-out 300-W training faces; size: the file predict runs; "
+                    "ms/face: onnxruntime, batch 1, 1 thread, this package's measurement (kdmark bench NAME "
+                    "re-measures here). Terms: kdmark models NAME"]

@@ -2,10 +2,10 @@
 // (wasm, loaded from ./ort/ beside this file: nothing is fetched from anywhere else). Every step mirrors kdmark's
 // Python code so that the page's landmarks equal `kdmark predict`'s:
 //   warp()            kdmark.data.transforms.warp_image (cv2.warpAffine: bilinear, zero border, rounded to uint8)
-//   detect()          kdmark.detectors.blazeface (letterbox, anchors, decode, weighted NMS, tiles)
-//   landmarkBox()     kdmark.detectors.landmark_box
+//   detect()          kdmark.deploy.detectors.blazeface (letterbox, anchors, decode, weighted NMS, tiles)
+//   landmarkBox()     kdmark.deploy.detectors.landmark_box
 //   cropMatrix()      kdmark.data.transforms.crop_matrix (Predictor._crop)
-//   OneEuro, Tracker  kdmark.predict.OneEuroFilter and predict_video (re-detect every N frames, track by the
+//   OneEuro, Tracker  kdmark.deploy.predict.OneEuroFilter and predict_video (re-detect every N frames, track by the
 //                     raw landmarks' box, smooth each track)
 import * as ort from "./ort/ort.wasm.min.js";
 
@@ -51,7 +51,7 @@ function warp(src, w, h, m, size, scale, offset, out, at = 0) {
   return out;
 }
 
-// ---------------------------------------------------------------- BlazeFace (kdmark/detectors/blazeface.py)
+// ---------------------------------------------------------------- BlazeFace (kdmark/deploy/detectors/blazeface.py)
 const DET = 128;
 const ANCHORS = (() => {
   const out = [];
@@ -156,7 +156,7 @@ function landmarkBox(raw, [dx, dy, s]) {
   return [cx - half, cy - half, cx + half, cy + half];
 }
 
-// ---------------------------------------------------------------- landmarks (kdmark.predict.Predictor)
+// ---------------------------------------------------------------- landmarks (kdmark.deploy.predict.Predictor)
 function cropMatrix(cx, cy, side, size) {
   const s = size / side, c = (size - 1) / 2;
   return [s, 0, c - s * cx, 0, s, c - s * cy];

@@ -1,4 +1,5 @@
-"""``kdmark.distill(cfg)``: the training loop of ``kdmark.train`` with frozen teachers and distillation terms."""
+"""``kdmark.train(cfg)`` and ``kdmark.distill(cfg)``: one run set-up (``engine.setup.prepare``) and one loop
+(``engine.loop.fit``), with or without frozen teachers and distillation terms."""
 
 from __future__ import annotations
 
@@ -7,30 +8,30 @@ import dataclasses
 import numpy as np
 import torch
 
-from kdmark.config import DistillConfig
-from kdmark.distill import (
-    DistillTask,
-    FeatureAlignedKD,
-    FeatureSimilarityKD,
-    HeatmapKD,
-    KDLoss,
-    PooledFeatureKD,
-    Teacher,
-)
+from kdmark.config import DistillConfig, TrainConfig
+from kdmark.data.records import DatasetError
+from kdmark.engine.loop import fit
+from kdmark.engine.setup import Data, RunResult, cache_faces, prepare, prepare_run, readable_samples
+from kdmark.engine.tasks import DistillTask, Teacher, build_task, supervised_losses
+from kdmark.errors import TrainingError
+from kdmark.kd_losses import FeatureAlignedKD, FeatureSimilarityKD, HeatmapKD, KDLoss, PooledFeatureKD
 from kdmark.models.landmark_net import LandmarkNet
-from kdmark.train import (
-    Data,
-    RunResult,
-    TrainingError,
-    cache_faces,
-    fit,
-    prepare,
-    prepare_run,
-    readable_samples,
-    supervised_losses,
-)
 
-__all__ = ["distill", "build_kd_terms", "add_unlabelled", "make_teacher"]
+__all__ = ["train", "distill", "build_kd_terms", "add_unlabelled", "make_teacher"]
+
+
+def train(cfg: TrainConfig) -> RunResult:
+    """Train a landmark detector as ``cfg`` says; returns where the checkpoints are and the best metrics.
+
+    Example:
+        >>> cfg = load_config(TrainConfig, "recipes/300w_mbv2_heatmap.yaml", ["data.root=../shared/data/300w"])
+        >>> result = kdmark.train(cfg)
+        >>> result.best_checkpoint
+    """
+    run = prepare(cfg)
+    cache_faces(run.cfg, run.data, run.fabric)
+    out = prepare_run(run.cfg, run.fabric)  # only now: a run that fails on its inputs leaves an earlier run untouched
+    return fit(run.cfg, run.fabric, build_task(run.cfg, run.model), run.model, run.data, out)
 
 
 def add_unlabelled(cfg: DistillConfig, data: Data) -> Data:
@@ -39,7 +40,6 @@ def add_unlabelled(cfg: DistillConfig, data: Data) -> Data:
     and the distillation terms, which compare the student with its teachers, see every face. Refused for KD-Loss, whose
     regions are drawn around the truth."""
     from kdmark.data import read_dataset
-    from kdmark.data.records import DatasetError
 
     if not cfg.unlabelled:
         return data

@@ -1,66 +1,19 @@
-"""Distillation: frozen teachers, the four seed methods' losses, and the task that composes them.
-
-Each loss is an ``nn.Module`` called as ``loss(student_out, teacher_outs, batch)``; ``DistillTask`` adds
-``sum(weight * loss)`` to the supervised loss. Teachers are held outside the task's registered modules, so
-Fabric/DDP never wraps them, and they stay in eval mode without gradients.
-"""
+"""The four seed methods' distillation losses. Each is an ``nn.Module`` called as
+``loss(student_out, teacher_outs, batch)``; ``engine.tasks.DistillTask`` adds ``sum(weight * loss)`` to the
+supervised loss."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdmark.checkpoint import load_checkpoint
 from kdmark.losses import adaptive_wing_loss
-from kdmark.models.landmark_net import LandmarkNet
-from kdmark.tasks import SupervisedTask
 
-__all__ = ["Teacher", "KDLoss", "KDPreset", "KD_PRESETS", "PooledFeatureKD", "FeatureAlignedKD",
-           "FeatureSimilarityKD", "HeatmapKD", "DistillTask", "kd_loss_regions"]
-
-
-class Teacher(nn.Module):
-    """A frozen teacher around any kdmark checkpoint (or LandmarkNet).
-
-    It always runs in eval mode under ``no_grad``. Inputs are the student's [0, 1] images: each model normalises
-    with its own mean/std inside, and images are resized when the teacher was trained at another input size.
-    Outputs are mapped to the student's frame: ``coords`` in [0, 1], ``points`` in student input pixels, and
-    ``heatmaps`` resized to ``heatmap_size`` when given.
-    """
-
-    def __init__(self, model: LandmarkNet | str, student_size: int, heatmap_size: int | None = None):
-        super().__init__()
-        if not isinstance(model, nn.Module):
-            model, _ = load_checkpoint(model)
-        self.model = model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        self.size, self.student_size, self.heatmap_size = model.card["input_size"], student_size, heatmap_size
-        self.num_points = model.card["num_points"]
-
-    def train(self, mode: bool = True) -> Teacher:  # noqa: ARG002 - a teacher never leaves eval mode
-        return super().train(False)
-
-    @torch.no_grad()
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        if image.shape[-1] != self.size:
-            image = F.interpolate(image, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        out = self.model(image)
-        points, scores = self.model.codec.decode(out)
-        out["points"] = (points + 0.5) * (self.student_size / self.size) - 0.5
-        out["coords"] = (points + 0.5) / self.size
-        out["scores"] = scores
-        if self.heatmap_size and "heatmaps" in out and out["heatmaps"].shape[-1] != self.heatmap_size:
-            out["heatmaps"] = F.interpolate(out["heatmaps"], size=(self.heatmap_size,) * 2, mode="bilinear",
-                                            align_corners=False)
-        return out
-
-
-# --- KD-Loss (Fard & Mahoor) -------------------------------------------------------------------------------------
+__all__ = ["KDLoss", "KDPreset", "KD_PRESETS", "PooledFeatureKD", "FeatureAlignedKD", "FeatureSimilarityKD",
+           "HeatmapKD", "kd_loss_regions", "similarity_matrix"]
 
 
 @dataclass(frozen=True)
@@ -131,9 +84,6 @@ class KDLoss(nn.Module):
         t = self.terms(student["coords"], batch["coords"], teachers[self.tough]["coords"],
                        teachers[self.tolerant]["coords"])
         return t["main"] + t["aloss_tough"] + t["aloss_tolerant"]
-
-
-# --- feature and heatmap distillation ------------------------------------------------------------------------------
 
 
 class PooledFeatureKD(nn.Module):
@@ -228,57 +178,3 @@ class HeatmapKD(nn.Module):
         if self.kind == "awing":
             return adaptive_wing_loss(s, t)
         return (s - t).flatten(2).norm(dim=-1).sum() / s.shape[0]
-
-
-class DistillTask(SupervisedTask):
-    """``loss = w_sup * supervised + sum_i weight_i * kd_i(student, teachers, batch)``.
-
-    With every weight 0 (and ``w_sup=1``) it is exactly the supervised task. The ``unlabelled=`` faces count as zeros
-    in the supervised mean (see ``SupervisedTask``): weighting a batch's few labelled faces like a full batch swamps
-    what the teachers teach on the others (BENCHMARKS.md, issue 7: 10.9% NME against 7.3%).
-
-    Teachers are kept in a plain list, not registered as submodules: Fabric/DDP never wraps them, optimisers never
-    see them, checkpoints never hold them.
-    """
-
-    def __init__(self, model: LandmarkNet, teachers: list[Teacher], kd: list[tuple[str, float, nn.Module]],
-                 w_sup: float = 1.0, warmup_epochs: float = 0.0, decay: str = "none", epochs: float = 0.0,
-                 **supervised):
-        super().__init__(model, **supervised)
-        if decay not in ("none", "linear", "cosine") or (decay != "none" and epochs <= 0):
-            raise ValueError(f"distillation decay {decay!r} needs one of none/linear/cosine and epochs > 0")
-        self.warmup_epochs, self.decay, self.epochs = warmup_epochs, decay, epochs
-        self.set_epoch(0.0)  # sets kd_scale
-        self.teachers = list(teachers)
-        self.kd_names = [name for name, _, _ in kd]
-        self.kd_weights = [float(w) for _, w, _ in kd]
-        self.kd = nn.ModuleList(m for _, _, m in kd)  # adapters train with the student
-        self.w_sup = w_sup
-
-    def set_epoch(self, epoch: float) -> None:
-        """Called by the training loop: distillation weights ramp from 0 to full over ``warmup_epochs``, so the
-        teacher's term does not swamp the supervised loss while the student's outputs are still random; with
-        ``decay`` they then fade to 0 at the last epoch (linear or half-cosine in ``epoch / epochs``), so a teacher
-        that speeds up the first epochs does not hold the student to its own errors at the end."""
-        ramp = 1.0 if self.warmup_epochs <= 0 else min(1.0, epoch / self.warmup_epochs)
-        t = min(max(epoch / self.epochs, 0.0), 1.0) if self.epochs > 0 else 0.0
-        fade = {"none": 1.0, "linear": 1.0 - t, "cosine": 0.5 * (1.0 + math.cos(math.pi * t))}[self.decay]
-        self.kd_scale = ramp * fade
-
-    def to_teachers(self, device: torch.device) -> None:
-        for t in self.teachers:
-            t.to(device)
-
-    def forward(self, batch: dict) -> dict:
-        output = self.model(batch["image"])
-        sup = self.supervised(output, batch)
-        result = {**sup, "loss": self.w_sup * sup["loss"], "loss_supervised": sup["loss"]}
-        active = [i for i, w in enumerate(self.kd_weights) if w != 0 and self.kd_scale != 0]
-        if active:
-            teacher_outs = [t(batch["image"]) for t in self.teachers]
-            for i in active:
-                term = self.kd[i](output, teacher_outs, batch)
-                result[f"loss_kd_{self.kd_names[i]}"] = term
-                result["loss"] = result["loss"] + self.kd_scale * self.kd_weights[i] * term
-        result["output"] = output
-        return result

@@ -12,7 +12,7 @@ graph ``face_detection_short_range.pbtxt``:
 - weighted non-maximum suppression at IoU 0.3 (``NonMaxSuppressionCalculator``, algorithm WEIGHTED): overlapping
   detections are averaged, weighted by score.
 
-The web page that ``kdmark export --web`` writes runs the same steps in JavaScript (``kdmark/web/kdmark.js``).
+The web page that ``kdmark export --web`` writes runs the same steps in JavaScript (``kdmark/deploy/web/kdmark.js``).
 
 Example:
     >>> det = BlazeFace()
@@ -26,6 +26,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from kdmark.deploy.detectors import box_iou
 
 __all__ = ["BlazeFace", "ONNX_PATH", "anchors", "decode", "weighted_nms", "letterbox_matrix", "tile_grid"]
 
@@ -68,14 +70,6 @@ def decode(regressors: np.ndarray, logits: np.ndarray, threshold: float) -> tupl
     return boxes, scores, keypoints
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = ix * iy
-    area = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area - inter, 1e-12)
-
-
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
                  iou: float = NMS_IOU) -> list[tuple[np.ndarray, float, np.ndarray]]:
     """MediaPipe's weighted NMS: take the best remaining detection, average it with every remaining detection that
@@ -85,7 +79,7 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
     out = []
     remaining = np.arange(len(scores))
     while remaining.size:
-        overlap = _iou(boxes[remaining[0]], boxes[remaining]) > iou
+        overlap = box_iou(boxes[remaining[0]], boxes[remaining]) > iou
         group = remaining[overlap]
         wts = scores[group][:, None]
         box = (boxes[group] * wts).sum(0) / wts.sum()

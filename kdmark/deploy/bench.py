@@ -18,7 +18,7 @@ import torch
 
 from kdmark.checkpoint import load_model
 from kdmark.data.records import DatasetError, Sample
-from kdmark.export import export_onnx, onnx_session, quantize_int8
+from kdmark.deploy.export import export_onnx, onnx_session, quantize_int8
 
 PEERS = ("dlib", "mediapipe")  # the models `bench --vs` runs beside kdmark's on the same faces
 
@@ -45,6 +45,11 @@ class BenchReport:
             out.append(f"accuracy {name:<12} NME {m['nme'] * 100:.3f}%  FR@{m['threshold']:g} {m['fr'] * 100:.2f}%"
                        f"  AUC@{m['threshold']:g} {m['auc']:.4f}  ({m['faces']} faces, {m['normaliser']})")
         return out + [f"note: {n}" for n in self.notes]
+
+    def to_dict(self) -> dict:
+        """The figures as JSON-ready values (``kdmark bench --json``)."""
+        return {"params": self.params, "macs": self.macs, "sizes": self.sizes, "latency_ms": self.latency,
+                "accuracy": self.accuracy, "notes": self.notes}
 
 
 def latency_ms(fn, x, runs: int = 30, warmup: int = 5) -> dict[str, float]:
@@ -114,7 +119,7 @@ def _faces(data, split, scheme, heldout, max_faces, vs_dlib, detector, notes):
     ds = read_dataset(data, split=split, scheme=scheme)
     samples = ds.samples
     if heldout:  # the faces kdmark's fixed split held out for validation (what training never saw)
-        from kdmark.data.pipeline import split_by_photo
+        from kdmark.data.dataset import split_by_photo
 
         samples = split_by_photo(ds, heldout)[1]
     samples = samples[:max_faces]
@@ -138,10 +143,10 @@ def _faces(data, split, scheme, heldout, max_faces, vs_dlib, detector, notes):
 
 
 def _matched(samples: list[Sample], detector: str) -> dict[int, object]:
-    """Sample index -> the detection (kdmark.detectors.Detection) of ``detector`` that overlaps the annotated
+    """Sample index -> the detection (kdmark.deploy.detectors.Detection) of ``detector`` that overlaps the annotated
     face most (landmark boxes, IoU > 0.3), for the faces it finds."""
     from kdmark.data.images import load_image
-    from kdmark.detectors import best_match, make_detector
+    from kdmark.deploy.detectors import best_match, make_detector
 
     detect, found = make_detector(detector), {}
     for i, s in enumerate(samples):
@@ -174,7 +179,7 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
     PyTorch eager, ONNX Runtime FP32 and INT8; accuracy per backend on ``data`` (or, with ``heldout``, on the
     faces kdmark's fixed validation split holds out of it); and dlib alongside."""
     from kdmark.data.transforms import apply_affine
-    from kdmark.evaluate import score_samples
+    from kdmark.metrics import score_samples
     from kdmark.schemes import get_scheme
     from kdmark.zoo import resolve
 
@@ -239,7 +244,7 @@ def _bench_mediapipe(report: BenchReport, samples: list[Sample], boxes: list[np.
     """MediaPipe's Face Mesh (two passes from the same box, its 468 points mapped to the scheme as the teachers
     issue fitted them) on the same faces."""
     from kdmark.data.images import load_image
-    from kdmark.evaluate import score_samples
+    from kdmark.metrics import score_samples
     from kdmark.teachers.landmarkers import MediaPipeLandmarker, TeacherError, asset
 
     try:
@@ -267,7 +272,7 @@ def _bench_mediapipe(report: BenchReport, samples: list[Sample], boxes: list[np.
 def _bench_dlib(report: BenchReport, samples: list[Sample], dets: list[np.ndarray], scheme, normaliser,
                 runs: int) -> None:
     from kdmark.data.images import load_image
-    from kdmark.evaluate import score_samples
+    from kdmark.metrics import score_samples
 
     if scheme.num_points != 68:
         report.notes.append(f"--vs dlib skipped: dlib predicts 68 points, this model {scheme.num_points}")

@@ -52,7 +52,7 @@ def split_by_photo(dataset: Dataset, fraction: float = 0.1) -> tuple[list[Sample
 
 @dataclass(frozen=True)
 class Augment:
-    """Augmentation strengths (see ``AugmentConfig``); ``Augment.none()`` is the deterministic eval transform."""
+    """Augmentation strengths (see ``AugmentConfig``); evaluation passes ``augment=None``."""
 
     rotation: float = 30.0
     scale: float = 0.15
@@ -72,10 +72,6 @@ class Augment:
         if not cfg.enabled:
             return None
         return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
-
-    @classmethod
-    def none(cls) -> Augment:
-        return cls(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
     def geometry(self, rng: np.random.Generator) -> tuple[float, float, float, float, bool]:
         """(angle, scale, shift_x, shift_y, flip) drawn for one sample."""

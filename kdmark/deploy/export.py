@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdmark.checkpoint import atomic_write_bytes, load_checkpoint
+from kdmark.checkpoint import load_checkpoint
 from kdmark.errors import ExportError
+from kdmark.io import atomic_write
 from kdmark.models.landmark_net import LandmarkNet
 from kdmark.runtime import CARD_KEY, onnx_session, read_onnx_card
 
@@ -89,7 +90,7 @@ def export_onnx(model: LandmarkNet | str | Path, path: str | Path, opset: int = 
             raise ExportError(f"{path}: ONNX output differs from PyTorch (points {err99:.3g} px at the 99th "
                               f"percentile, tolerance {tolerance:g}; raw output {raw:.2g} of its range)")
         data = tmp.read_bytes()
-        atomic_write_bytes(path, lambda f: f.write(data))
+        atomic_write(path, lambda f: f.write(data))
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(path, err, path.stat().st_size, raw)
@@ -152,7 +153,7 @@ def quantize_int8(fp32_path: str | Path, path: str | Path, calibration_images: n
         card = read_onnx_card(fp32_path) | {"precision": "int8"}
         _add_card(tmp, card)
         data = tmp.read_bytes()
-        atomic_write_bytes(path, lambda f: f.write(data))
+        atomic_write(path, lambda f: f.write(data))
     finally:
         pre.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
@@ -174,10 +175,10 @@ def export_onnx_int8(model, path: str | Path, calibration: str | Path, faces: in
     dataset ``calibration``; returns the FP32 result and a line on the accuracy INT8 costs on those faces.
 
     Both files appear only when both succeeded: a failure leaves whatever was at either path untouched."""
-    from kdmark.bench import _crops
     from kdmark.data import read_dataset
     from kdmark.data.transforms import apply_affine
-    from kdmark.evaluate import score_samples
+    from kdmark.deploy.bench import _crops
+    from kdmark.metrics import score_samples
     from kdmark.schemes import get_scheme
 
     if not isinstance(model, nn.Module):
@@ -199,7 +200,7 @@ def export_onnx_int8(model, path: str | Path, calibration: str | Path, faces: in
             scores[name], _, _ = score_samples(samples, img, get_scheme(model.card["scheme"]), ds.normaliser)
         for src, dst in ((staged, path), (staged_int8, int8_path)):
             data = src.read_bytes()
-            atomic_write_bytes(dst, lambda f, data=data: f.write(data))
+            atomic_write(dst, lambda f, data=data: f.write(data))
     finally:
         staged.unlink(missing_ok=True)
         staged_int8.unlink(missing_ok=True)

@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import yaml
 
-from kdmark.checkpoint import atomic_write_bytes
 from kdmark.config import (
     ConfigError,
     DistillConfig,
@@ -28,9 +27,11 @@ from kdmark.config import (
     flatten_overrides,
     from_dict,
     load_config,
+    packaged,
     shipped,
     to_dict,
 )
+from kdmark.io import atomic_write_json, atomic_write_text
 
 __all__ = ["PipelineConfig", "StageConfig", "run_pipeline", "load_pipeline"]
 
@@ -131,7 +132,7 @@ def _log(msg: str) -> None:
     print(f"[kdmark run] {msg}", flush=True)
 
 
-DEFAULT_PIPELINE = Path(__file__).resolve().parent / "pipelines" / "default.yaml"
+DEFAULT_PIPELINE = packaged("pipelines", "default.yaml")
 # the faces `kdmark run` generates (exact labels; `kdmark data synth --label-noise` makes human-like training labels)
 SYNTHETIC_DEFAULT = {"n": 2000, "seed": 0, "size": 256, "test_fraction": 0.2, "label_noise": 0.0}
 
@@ -163,7 +164,7 @@ def _synthetic_default(overrides: list[str]) -> list[str]:
 def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> dict[str, Path]:
     """Run every stage of a pipeline file; returns {stage name: its output (best checkpoint or folder)}.
     Without a file: the default pipeline on built-in synthetic faces (generated on first use)."""
-    from kdmark.train import train
+    from kdmark.jobs.train import train
 
     overrides = list(overrides)
     if path is None:
@@ -171,7 +172,7 @@ def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> d
     pipeline, base = load_pipeline(path, overrides)
     run_dir = Path(pipeline.out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run_dir / "pipeline.yaml", lambda f: f.write(yaml.safe_dump(to_dict(pipeline)).encode()))
+    atomic_write_text(run_dir / "pipeline.yaml", yaml.safe_dump(to_dict(pipeline)))
     done: dict[str, Path] = {}
     for i, stage in enumerate(pipeline.stages, 1):
         stage_dir = run_dir / stage.name
@@ -201,28 +202,28 @@ def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> d
         if stage.verb == "train":
             output = train(_with_resume(cfg, resuming)).best_checkpoint
         elif stage.verb == "distill":
-            from kdmark.runs import distill
+            from kdmark.jobs.train import distill
 
             output = distill(_with_resume(cfg, resuming)).best_checkpoint
         elif stage.verb == "prune":
-            from kdmark.prune_run import prune_checkpoint
+            from kdmark.jobs.prune import prune_checkpoint
 
             output = prune_checkpoint(cfg).checkpoint
         elif stage.verb == "eval":
             output = _eval_stage(spec["models"], pipeline, base, stage_dir, done)
         else:
-            from kdmark.export import export_onnx
+            from kdmark.deploy.export import export_onnx
 
             output = export_onnx(spec["model"], stage_dir / "model.onnx").path
         stage_dir.mkdir(parents=True, exist_ok=True)
         info = {"stage": stage.name, "verb": stage.verb, "output": str(output), "fingerprint": fingerprint,
                 "seconds": round(time.time() - t0, 1)}
-        atomic_write_bytes(marker, lambda f, info=info: f.write(json.dumps(info, indent=2).encode()))
+        atomic_write_json(marker, info)
         done[stage.name] = Path(output)
         _log(f"stage {stage.name} done in {info['seconds']:.0f}s -> {output}")
     eval_stages = [s.name for s in pipeline.stages if s.verb == "eval"]
     if eval_stages:
-        from kdmark.report import write_report
+        from kdmark.jobs.report import write_report
 
         html_path, md_path = write_report(run_dir, eval_stages[-1], f"kdmark report: {pipeline.name}")
         _log(f"report: {html_path} and {md_path}")
@@ -231,8 +232,8 @@ def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> d
 
 def _cost(ckpt: Path) -> dict:
     """Parameters, MACs, file size and CPU latency (batch 1, one thread, p50) of a checkpoint."""
-    from kdmark.bench import model_cost
     from kdmark.checkpoint import load_checkpoint
+    from kdmark.deploy.bench import model_cost
 
     model, _ = load_checkpoint(ckpt)
     return {**model_cost(model, model.card["input_size"]), "size_bytes": ckpt.stat().st_size}
@@ -247,26 +248,24 @@ def _with_resume(cfg, resuming: bool):
 def _eval_stage(models: list[str], pipeline: PipelineConfig, base: Path, stage_dir: Path,
                 done: dict[str, Path]) -> Path:
     """Evaluate every model on the run's validation faces (the same fixed split training used) and write a table."""
-    from kdmark.evaluate import evaluate_samples
-    from kdmark.train import build_data
+    from kdmark import zoo
+    from kdmark.engine.setup import readable_samples, split_samples
+    from kdmark.jobs.evaluate import evaluate_samples
 
     first = next((p for p in pipeline.stages if p.verb in ("train", "distill")), None)
     if first is None:
         raise ConfigError("an eval stage needs a train or distill stage before it (for the data settings)")
     cfg = _stage_config(first, pipeline, base, stage_dir, done)
-    from kdmark.codecs import RegressionCodec
-
-    data = build_data(cfg, RegressionCodec(cfg.data.input_size))
+    ds, _, val = split_samples(cfg)  # the validation faces training used
+    val = readable_samples(val, cfg.data.skip_bad)
     rows = []
-    from kdmark import zoo
 
     for ref in models:
         ckpt = Path(zoo.resolve(ref))  # a zoo model by name (e.g. the shipped teacher) is scored like the others
         name = ref if zoo.is_zoo_name(ref) else next((k for k, v in done.items() if Path(v) == ckpt), ckpt.stem)
-        res = evaluate_samples(ckpt, data.val.samples, stage_dir / name, data.normaliser)
+        res = evaluate_samples(ckpt, val, stage_dir / name, ds.normaliser)
         rows.append({"model": name, "checkpoint": str(ckpt), **res.metrics.to_dict(), **_cost(ckpt),
                      "subsets": {k: v.to_dict() for k, v in res.subsets.items()}})
         _log(f"  {name:<20} {res.metrics}")
-    text = json.dumps(rows, indent=2)
-    atomic_write_bytes(stage_dir / "summary.json", lambda f: f.write(text.encode()))
+    atomic_write_json(stage_dir / "summary.json", rows)
     return stage_dir

@@ -65,13 +65,17 @@ def detector_box(box: np.ndarray, detector: str) -> np.ndarray:
     return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two [x0, y0, x1, y1] boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+def box_iou(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
+    """Intersection over union of the [x0, y0, x1, y1] box ``a`` with the box ``b`` (a float), or with each row of
+    an (N, 4) array ``b`` (an array; BlazeFace's NMS)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    rows = np.atleast_2d(b)
+    ix = np.clip(np.minimum(a[2], rows[:, 2]) - np.maximum(a[0], rows[:, 0]), 0.0, None)
+    iy = np.clip(np.minimum(a[3], rows[:, 3]) - np.maximum(a[1], rows[:, 1]), 0.0, None)
     inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (rows[:, 2] - rows[:, 0]) * (rows[:, 3] - rows[:, 1]) - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return iou if b.ndim == 2 else float(iou[0])
 
 
 def best_match(boxes, truth: np.ndarray, min_iou: float = 0.3) -> int | None:
@@ -91,12 +95,13 @@ class FaceDetector:
     def __init__(self, threshold: float, min_face: float = 0.0):
         self.threshold, self.min_face = threshold, min_face
 
-    def raw(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    def raw(self, image: np.ndarray, **kwargs) -> list[tuple[np.ndarray, float]]:
         raise NotImplementedError
 
-    def __call__(self, image: np.ndarray) -> list[Detection]:
+    def __call__(self, image: np.ndarray, **kwargs) -> list[Detection]:
+        """``kwargs`` go to the detector's own ``raw`` (e.g. DlibHog's ``upsample`` for this image)."""
         out = []
-        for raw, score in self.raw(np.ascontiguousarray(image)):
+        for raw, score in self.raw(np.ascontiguousarray(image), **kwargs):
             box = landmark_box(raw, self.name)
             if score >= self.threshold and box[2] - box[0] >= self.min_face:
                 out.append(Detection(box, float(score), np.asarray(raw, float), self.name))
@@ -111,7 +116,7 @@ class BlazeFaceDetector(FaceDetector):
 
     def __init__(self, threshold: float = 0.5, min_face: float = 0.0, tiles: int = 1, threads: int | None = 1):
         super().__init__(threshold, min_face)
-        from kdmark.detectors.blazeface import BlazeFace
+        from kdmark.deploy.detectors.blazeface import BlazeFace
 
         self.net = BlazeFace(threshold=min(threshold, 0.5), threads=threads, tiles=tiles)
 
@@ -133,8 +138,9 @@ class DlibHog(FaceDetector):
             raise DetectorError("the dlib detector needs dlib: pip install dlib-bin") from None
         self.hog, self.upsample = dlib.get_frontal_face_detector(), upsample
 
-    def raw(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        upsample = self.upsample if self.upsample is not None else int(max(image.shape[:2]) < 640)
+    def raw(self, image: np.ndarray, upsample: int | None = None) -> list[tuple[np.ndarray, float]]:
+        if upsample is None:
+            upsample = self.upsample if self.upsample is not None else int(max(image.shape[:2]) < 640)
         dets, scores, _ = self.hog.run(image, upsample, min(self.threshold, 0.0))
         return [(np.array([d.left(), d.top(), d.right() + 1, d.bottom() + 1], float), float(s))
                 for d, s in zip(dets, scores)]

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from kdmark.data.images import load_image
-from kdmark.predict import predict_video
+from kdmark.deploy.predict import predict_video
 
 __all__ = ["make_clip", "score", "track", "MODES"]
 

@@ -1,6 +1,6 @@
 """Serve an exported web page on 127.0.0.1, and drive it in headless Chromium (tests and benchmarks).
 
-    python -m kdmark.web.serve site/ [--port 8000] [--isolate]
+    python -m kdmark.deploy.web.serve site/ [--port 8000] [--isolate]
 
 ``--isolate`` sends the two headers that make the page cross-origin isolated, so onnxruntime-web may use two
 threads; any static server works without them (one thread).
@@ -91,7 +91,7 @@ def write_y4m(path: str | Path, frames) -> Path:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kdmark.web.serve", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m kdmark.deploy.web.serve", description=__doc__.splitlines()[0])
     ap.add_argument("folder")
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--isolate", action="store_true", help="send COOP/COEP headers (two wasm threads)")

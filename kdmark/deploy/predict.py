@@ -1,6 +1,6 @@
 """``Predictor``: photo (or video frame) in, landmarks in original-image pixels out, from a checkpoint or an ONNX
-file, on PyTorch or onnxruntime. Faces come from ``boxes`` or from a face detector (``kdmark.detectors``: BlazeFace by
-default, or dlib's HOG).
+file, on PyTorch or onnxruntime. Faces come from ``boxes`` or from a face detector
+(``kdmark.deploy.detectors``: BlazeFace by default, or dlib's HOG).
 
 Example:
     >>> p = kdmark.Predictor()                            # the shipped kdmark-68-s; or a zoo name, .ckpt, .onnx
@@ -19,13 +19,10 @@ import numpy as np
 from kdmark import zoo
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
-from kdmark.detectors import TO_LANDMARK_BOX, box_iou, detector_box, landmark_box, make_detector
+from kdmark.deploy.detectors import best_match, make_detector
 from kdmark.errors import CheckpointError, DetectorError
 
-__all__ = ["Predictor", "Face", "DetectorError", "detect_faces", "detect_faces_scored", "OneEuroFilter",
-           "DLIB_HOG_TO_LANDMARK_BOX", "box_iou"]
-
-DLIB_HOG_TO_LANDMARK_BOX = TO_LANDMARK_BOX["dlib"]  # kept for scripts that import it
+__all__ = ["Predictor", "Face", "DetectorError", "OneEuroFilter", "predict_video"]
 
 
 
@@ -46,28 +43,6 @@ class Face:
         if self.detector_score is not None:
             out["detector_score"] = round(float(self.detector_score), 4)
         return out
-
-
-def detect_faces(image: np.ndarray, detector: str | None = None) -> list[np.ndarray]:
-    """Landmark boxes [x0, y0, x1, y1] of the faces ``detector`` (default BlazeFace) finds on an RGB image."""
-    return [d.box for d in make_detector(detector)(image)]
-
-
-def detect_faces_scored(image: np.ndarray, threshold: float | None = None, min_size: float = 0.0,
-                        detector: str | None = None) -> list[tuple[np.ndarray, float]]:
-    """(landmark box, detection score) for each face scoring at least ``threshold`` (None: the detector's own
-    cut-off) whose box side is at least ``min_size`` pixels."""
-    return [(d.box, d.score) for d in make_detector(detector, threshold, min_size)(image)]
-
-
-def landmark_box_from_detector(det: np.ndarray) -> np.ndarray:
-    """The landmark box for a raw dlib HOG box (see kdmark.detectors.landmark_box)."""
-    return landmark_box(det, "dlib")
-
-
-def detector_box_from_landmark_box(box: np.ndarray) -> np.ndarray:
-    """The dlib HOG box a landmark box corresponds to."""
-    return detector_box(box, "dlib")
 
 
 class _TorchBackend:
@@ -95,6 +70,20 @@ class _OnnxBackend:
         return pts, scores
 
 
+def onnx_file(model, folder: str | Path) -> Path:
+    """The ONNX file of a zoo name (its shipped file), of an ``.onnx`` path (itself), or of a checkpoint (exported
+    into ``folder``, parity-checked; torch is imported for this case only)."""
+    if zoo.is_zoo_name(model):
+        entry = zoo.get(model)
+        model = entry.onnx if entry.onnx is not None else entry.checkpoint
+    path = Path(model)
+    if path.suffix.lower() == ".onnx":
+        return path
+    from kdmark.deploy.export import export_onnx
+
+    return export_onnx(path, Path(folder) / (path.stem + ".onnx")).path
+
+
 def _load(model, backend: str, threads: int | None):
     """(callable backend, card) for a LandmarkNet, a zoo model's name, a .ckpt or a .onnx file."""
     if hasattr(model, "predict") and hasattr(model, "card"):  # a LandmarkNet (torch is imported only for these)
@@ -109,10 +98,8 @@ def _load(model, backend: str, threads: int | None):
         if path.suffix != ".onnx":  # a checkpoint asked to run on onnxruntime: export it to a temporary folder
             import tempfile  # that is gone once the session holds the model
 
-            from kdmark.export import export_onnx
-
             with tempfile.TemporaryDirectory(prefix="kdmark-") as tmp:
-                onnx_path = export_onnx(path, Path(tmp) / (path.stem + ".onnx")).path
+                onnx_path = onnx_file(path, tmp)
                 return _OnnxBackend(onnx_path, threads), read_onnx_card(onnx_path)
         if backend == "torch":
             raise CheckpointError(f"{path}: an ONNX model runs on onnxruntime; --backend torch needs a .ckpt")
@@ -133,7 +120,7 @@ class Predictor:
         threads: CPU threads for inference (None: the library default).
         margin: crop margin around the face box (None: as in training).
         batch_size: faces per forward pass.
-        detector: "blazeface" (default), "dlib", or a kdmark.detectors.FaceDetector.
+        detector: "blazeface" (default), "dlib", or a kdmark.deploy.detectors.FaceDetector.
         detector_threshold: keep detections scoring at least this (None: the detector's own cut-off, 0.5 for
             BlazeFace's probability, 0 for dlib's margin).
         min_face: ignore detected faces whose box is smaller than this many pixels.
@@ -192,7 +179,7 @@ class Predictor:
     __call__ = predict
 
 
-# (min_cutoff Hz, beta) for video landmarks, chosen on the exact-ground-truth clips of kdmark/videobench.py: the
+# (min_cutoff Hz, beta) for video landmarks, chosen on the exact-ground-truth clips of kdmark/deploy/videobench.py: the
 # classic (1.0, 0.05) lags moving faces (+16% NME); (8.0, 0.5) cuts jitter by 4-6% with NME within +-1.5%.
 VIDEO_ONE_EURO = (8.0, 0.5)
 
@@ -281,11 +268,11 @@ def _match_detections(tracks: list[tuple[np.ndarray, OneEuroFilter]], detected: 
     smoothing filter); a detection no track overlaps starts a new track; a track no detection overlaps ends."""
     matched, used = [], set()
     for box, filt in tracks:
-        ious = [box_iou(box, d) if i not in used else 0.0 for i, d in enumerate(detected)]
-        best = int(np.argmax(ious)) if ious else -1
-        if best >= 0 and ious[best] > 0.3:
-            used.add(best)
-            matched.append((np.asarray(detected[best], float), filt))
+        free = [i for i in range(len(detected)) if i not in used]
+        k = best_match([detected[i] for i in free], box)
+        if k is not None:
+            used.add(free[k])
+            matched.append((np.asarray(detected[free[k]], float), filt))
     fresh = [(np.asarray(d, float), OneEuroFilter(fps, *VIDEO_ONE_EURO)) for i, d in enumerate(detected)
              if i not in used]
     return matched + fresh

@@ -5,59 +5,25 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from kdmark.checkpoint import atomic_write_bytes, load_model
-from kdmark.data.pipeline import LandmarkDataset
+from kdmark.checkpoint import load_model
+from kdmark.data.dataset import LandmarkDataset
 from kdmark.data.records import Sample
 from kdmark.data.transforms import apply_affine
-from kdmark.metrics import Metrics, compute_metrics, plot_ced
-from kdmark.models.landmark_net import LandmarkNet
+from kdmark.engine.loop import predict_dataset
+from kdmark.io import atomic_write_json, atomic_write_text
+from kdmark.metrics import Metrics, plot_ced, score_samples
 from kdmark.schemes import LandmarkScheme, get_scheme
 
-__all__ = ["predict_dataset", "score_samples", "evaluate", "evaluate_samples", "EvalResult"]
+__all__ = ["evaluate", "evaluate_samples", "EvalResult"]
 
 
-@torch.no_grad()
-def predict_dataset(model: LandmarkNet, dataset: LandmarkDataset, batch_size: int = 32, num_workers: int = 0,
-                    progress: bool = False, device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``model`` over every face of ``dataset``: (N, K, 2) points in original image pixels, (N, K) scores."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    points, scores = [], []
-    for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress, leave=False):
-        pts, sc = model.predict(batch["image"].to(device))
-        to_image = batch["to_image"].numpy()
-        pts = pts.double().cpu().numpy()
-        points.extend(apply_affine(p, m) for p, m in zip(pts, to_image, strict=False))
-        scores.append(sc.float().cpu().numpy())
-    model.train(was_training)
-    return np.stack(points), np.concatenate(scores)
 
 
-def score_samples(samples: list[Sample], pred: np.ndarray, scheme: LandmarkScheme, normaliser: str | None = None,
-                  threshold: float | None = None) -> tuple[Metrics, np.ndarray, dict[str, Metrics]]:
-    """(overall Metrics, per-image NME, {subset tag: Metrics}) for predictions in image pixels."""
-    gt = np.stack([s.points for s in samples])
-    boxes = np.stack([s.box if s.box is not None else s.landmark_box() for s in samples])
-    keys = [s.key for s in samples]
-    overall, per_image = compute_metrics(pred, gt, scheme, normaliser, threshold, boxes, keys=keys)
-    by_tag: dict[str, Metrics] = {}
-    tags = sorted({t for s in samples for t in s.subsets})
-    if len(tags) > 1:
-        for tag in tags:
-            idx = [i for i, s in enumerate(samples) if tag in s.subsets]
-            by_tag[tag], _ = compute_metrics(pred[idx], gt[idx], scheme, normaliser, threshold, boxes[idx])
-    return overall, per_image, by_tag
 
 
 @dataclass
@@ -67,10 +33,6 @@ class EvalResult:
     per_image: np.ndarray
     out_dir: Path
     files: list[Path] = field(default_factory=list)
-
-
-def _write_text(path: Path, text: str) -> Path:
-    return atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
 
 def _per_image_csv(samples: list[Sample], per_image: np.ndarray, scores: np.ndarray) -> str:
@@ -97,7 +59,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = None,
     ds = read_dataset(data, format=data_format, split=split)
     samples = ds.samples
     if heldout:  # the faces kdmark's fixed split held out for validation
-        from kdmark.data.pipeline import split_by_photo
+        from kdmark.data.dataset import split_by_photo
 
         samples = split_by_photo(ds, heldout)[1]
     out = Path(out_dir) if out_dir else Path(checkpoint).parent / f"eval-{Path(data).name}"
@@ -129,8 +91,8 @@ def evaluate_samples(checkpoint: str | Path, samples: list[Sample], out_dir: str
     out.mkdir(parents=True, exist_ok=True)
     report = {"checkpoint": str(checkpoint), "data": source, **overall.to_dict(),
               "subsets": {k: v.to_dict() for k, v in subsets.items()}}
-    files = [_write_text(out / "metrics.json", json.dumps(report, indent=2)),
-             _write_text(out / "per_image.csv", _per_image_csv(samples, per_image, scores)),
+    files = [atomic_write_json(out / "metrics.json", report),
+             atomic_write_text(out / "per_image.csv", _per_image_csv(samples, per_image, scores)),
              plot_ced({Path(checkpoint).stem: per_image}, overall.threshold, out / "ced.png",
                       title=f"CED ({overall.normaliser})")]
     order = np.argsort(-per_image)[:worst]

@@ -16,10 +16,10 @@ from tqdm.auto import tqdm
 from kdmark.data.images import load_image
 from kdmark.data.readers._common import is_image_file
 from kdmark.data.records import DatasetError
-from kdmark.io import atomic_write as atomic_write_bytes
-from kdmark.predict import Face, Predictor, predict_video
+from kdmark.deploy.predict import Face, Predictor, predict_video
+from kdmark.io import atomic_write, atomic_write_json
 
-__all__ = ["run_predict", "draw_faces"]
+__all__ = ["predict_files", "model_and_inputs", "draw_faces", "camera_index"]
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -102,7 +102,7 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
 def _save_png(path: Path, bgr: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", bgr)
     if ok:
-        atomic_write_bytes(path, lambda f: f.write(buf.tobytes()))
+        atomic_write(path, lambda f: f.write(buf.tobytes()))
 
 
 def _image(predictor: Predictor, path: Path, boxes: dict, draw: Path | None) -> list[dict]:
@@ -149,31 +149,36 @@ def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool, ca
     return frames, True
 
 
-def _model_and_inputs(args) -> tuple[str, list[str]]:
+def model_and_inputs(inputs: list[str], model: str | None = None) -> tuple[str, list[str]]:
     """``kdmark predict [MODEL] INPUT...``: the first item is the model when it names one (a zoo name, or a .ckpt or
     .onnx file followed by inputs); otherwise every item is an input and the default zoo model runs."""
     from kdmark import zoo
 
-    items = list(args.inputs)
-    if args.model is not None:
-        return args.model, items
+    items = list(inputs)
+    if model is not None:
+        return model, items
     first = items[0]
     if zoo.is_zoo_name(first) or (len(items) > 1 and Path(first).suffix.lower() in (".ckpt", ".onnx")):
         return first, items[1:]
     return zoo.DEFAULT, items
 
 
-def run_predict(args) -> int:
-    model, args.inputs = _model_and_inputs(args)
-    predictor = Predictor(model, backend=args.backend, batch_size=args.batch_size,
-                          detector=args.detector, detector_threshold=args.detector_threshold,
-                          min_face=args.min_face)
-    boxes = _load_boxes(args.boxes)
-    draw = Path(args.draw) if args.draw else None
+def predict_files(inputs: list[str], model: str | None = None, boxes: str | None = None, json_out: str | None = None,
+                  draw: str | None = None, backend: str = "auto", batch_size: int = 32, smooth: bool = True,
+                  max_frames: int = 300, detector: str = "blazeface", detector_threshold: float | None = None,
+                  min_face: float = 0.0) -> int:
+    """``kdmark predict``: landmarks for images, folders, videos and cameras (``inputs``, optionally led by a model,
+    see :func:`model_and_inputs`); results as JSON (``json_out``, ``-`` for stdout) or a summary, drawings in
+    ``draw``. One bad input is one error line; returns the exit status (1 when any input failed)."""
+    model, inputs = model_and_inputs(inputs, model)
+    predictor = Predictor(model, backend=backend, batch_size=batch_size, detector=detector,
+                          detector_threshold=detector_threshold, min_face=min_face)
+    box_table = _load_boxes(boxes)
+    draw = Path(draw) if draw else None
     if draw is not None:
         draw.mkdir(parents=True, exist_ok=True)
     results, failed = {}, 0
-    files, bad_inputs = _expand(args.inputs)
+    files, bad_inputs = _expand(inputs)
     names = _unique_names(files)
     for path in tqdm(files, desc="predicting", unit="file", disable=not sys.stderr.isatty(), leave=False):
         key, stem = names[path]
@@ -181,27 +186,26 @@ def run_predict(args) -> int:
         try:
             camera = camera_index(path)
             if path.suffix.lower() in VIDEO_EXTS or camera is not None:
-                results[key], whole = _video(predictor, path, drawn, not args.no_smooth, camera,
-                                             args.max_frames if camera is not None else None)
+                results[key], whole = _video(predictor, path, drawn, smooth, camera,
+                                             max_frames if camera is not None else None)
                 failed += not whole
             else:
-                results[key] = _image(predictor, path, boxes, drawn)
+                results[key] = _image(predictor, path, box_table, drawn)
         except DatasetError as err:
             print(f"kdmark: error: {err}", file=sys.stderr)
             failed += 1
-    to_stdout = args.json == "-"
+    to_stdout = json_out == "-"
     if to_stdout:
         print(json.dumps(results, indent=1))
-    elif args.json:
-        text = json.dumps(results, indent=1)
-        atomic_write_bytes(args.json, lambda f: f.write(text.encode()))
+    elif json_out:
+        atomic_write_json(json_out, results, indent=1)
     else:
         for line in _summary(results):
             print(line)
     faces = sum(len(v) for v in results.values() if v and "box" in v[0])
     print(f"{len(results)} of {len(files) + bad_inputs} inputs done, {faces} faces in images"
           + (f"; {failed + bad_inputs} failed" if failed + bad_inputs else "")
-          + (f"; wrote {args.json}" if args.json and not to_stdout else ""),
+          + (f"; wrote {json_out}" if json_out and not to_stdout else ""),
           file=sys.stderr if to_stdout else sys.stdout)
     return 1 if failed or bad_inputs or not files else 0
 

@@ -1,4 +1,4 @@
-"""``kdmark.prune_checkpoint(cfg)``: score, prune and retrain a trained checkpoint, and report what it bought.
+"""``kdmark.prune(cfg)`` (``prune_checkpoint``): score, prune and retrain a checkpoint, and report what it bought.
 
 Retraining is the distillation loop of ``kdmark distill`` with LOSS + w * loss3 (pooled-feature distillation),
 the teacher being the unpruned checkpoint itself (default) or any other checkpoint.
@@ -7,19 +7,21 @@ the teacher being the unpruned checkpoint itself (default) or any other checkpoi
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from kdmark.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from kdmark.checkpoint import load_checkpoint, save_checkpoint
 from kdmark.config import DistillConfig, PruneConfig, flatten_overrides, load_config, to_dict
-from kdmark.data.pipeline import LandmarkDataset
-from kdmark.distill import DistillTask, PooledFeatureKD, Teacher
-from kdmark.prune import channel_spec, prunable_layers, prune_layer, score_layer
-from kdmark.train import cache_faces, fit, prepare, supervised_losses, validate
+from kdmark.data.dataset import LandmarkDataset
+from kdmark.engine.loop import fit, validate
+from kdmark.engine.setup import cache_faces, prepare
+from kdmark.engine.tasks import DistillTask, Teacher, supervised_losses
+from kdmark.io import atomic_write_json
+from kdmark.kd_losses import PooledFeatureKD
+from kdmark.pruning import channel_spec, prunable_layers, prune_layer, score_layer
 
 __all__ = ["prune_checkpoint", "PruneResult", "measure", "format_report"]
 
@@ -45,7 +47,7 @@ def _retrain_config(cfg: PruneConfig, saved: dict) -> DistillConfig:
 
 def measure(model: torch.nn.Module, data, size: int, path: Path | None = None) -> dict:
     """Parameters, MACs, checkpoint size, CPU latency (batch 1; one thread and all threads) and validation NME."""
-    from kdmark.bench import model_cost
+    from kdmark.deploy.bench import model_cost
 
     cost = model_cost(model, size, tuple(sorted({1, os.cpu_count() or 1})))
     val, _, _ = validate(model.eval(), data)
@@ -99,14 +101,14 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
     path = save_checkpoint(out / "pruned.ckpt", model.eval(), config, {"source": str(cfg.checkpoint)})
     after = measure(model, data, size, path)
     report = {"before": before, "after": after, "removed_filters": removed, "config": to_dict(cfg)}
-    atomic_write_bytes(out / "prune_report.json", lambda f: f.write(json.dumps(report, indent=2).encode()))
+    atomic_write_json(out / "prune_report.json", report)
     return PruneResult(path, before, after, removed)
 
 
 def _taylor_loss(model, data):
     """A loss on a few training faces, for Taylor importance (which needs gradients)."""
     def loss(m):
-        from kdmark.tasks import SupervisedTask
+        from kdmark.engine.tasks import SupervisedTask
 
         batch = torch.utils.data.default_collate([data.train[i] for i in range(min(16, len(data.train)))])
         return SupervisedTask(m)(batch)["loss"]

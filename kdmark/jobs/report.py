@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdmark.checkpoint import atomic_write_bytes
+from kdmark.io import atomic_write_text, save_figure
 from kdmark.metrics import plot_ced
 
 __all__ = ["write_report"]
@@ -48,9 +48,7 @@ def _subset_bars(rows: list[dict], path: Path) -> Path | None:
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _training_curves(run_dir: Path, names: list[str], path: Path) -> Path | None:
@@ -76,9 +74,7 @@ def _training_curves(run_dir: Path, names: list[str], path: Path) -> Path | None
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -158,6 +154,6 @@ figcaption{{color:#555;font-size:90%}}</style></head><body><h1>{html.escape(titl
   for (var i = 0; i < imgs.length; i++) if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++;
   document.body.setAttribute("data-images", ok + "/" + imgs.length);
 }});</script></body></html>"""
-    html_path = atomic_write_bytes(run_dir / "report.html", lambda f: f.write(page.encode()))
-    md_path = atomic_write_bytes(run_dir / "report.md", lambda f: f.write("\n".join(md).encode()))
+    html_path = atomic_write_text(run_dir / "report.html", page)
+    md_path = atomic_write_text(run_dir / "report.md", "\n".join(md))
     return html_path, md_path

@@ -105,33 +105,14 @@ def _read_tgz(data: bytes, name: Path) -> dict[str, bytes]:
         raise ExportError(f"{name}: not an onnxruntime-web package ({err})") from None
 
 
-def _model_onnx(model, folder: Path) -> tuple[Path, dict, str]:
-    """(ONNX file, card, display name) for a zoo name, an exported .onnx or a .ckpt (exported into ``folder``)."""
-    from kdmark.runtime import read_onnx_card
-
-    name = str(model)
-    if zoo.is_zoo_name(model):
-        entry = zoo.get(model)
-        if entry.onnx is None:
-            model = entry.checkpoint
-        else:
-            return entry.onnx, read_onnx_card(entry.onnx), name
-    path = Path(model)
-    if path.suffix.lower() == ".onnx":
-        return path, read_onnx_card(path), path.stem
-    from kdmark.export import export_onnx  # a checkpoint: torch is needed for this case only
-
-    res = export_onnx(path, folder / "landmarks.onnx")
-    return res.path, read_onnx_card(res.path), path.stem
-
-
 def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles: int = 1) -> Path:
     """Write the web page for ``model`` (a zoo name, .onnx or .ckpt) into the folder ``out`` and return it. ``out``
     is written whole or not at all; an earlier kdmark export there is replaced, any other non-empty folder is
     refused."""
-    from kdmark.detectors import TO_LANDMARK_BOX
-    from kdmark.detectors import blazeface as bf
-    from kdmark.predict import VIDEO_ONE_EURO
+    from kdmark.deploy.detectors import TO_LANDMARK_BOX
+    from kdmark.deploy.detectors import blazeface as bf
+    from kdmark.deploy.predict import VIDEO_ONE_EURO, onnx_file
+    from kdmark.runtime import read_onnx_card
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_export(out))):
@@ -141,9 +122,10 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     stage.chmod(0o755)  # mkdtemp makes it private; a web server must read it
     try:
-        onnx_path, card, name = _model_onnx(model, stage)
-        if onnx_path != stage / "landmarks.onnx":
-            shutil.copyfile(onnx_path, stage / "landmarks.onnx")
+        with tempfile.TemporaryDirectory(prefix="kdmark-") as tmp:  # a checkpoint is exported here first
+            shutil.copyfile(onnx_file(model, tmp), stage / "landmarks.onnx")
+        card = read_onnx_card(stage / "landmarks.onnx")
+        name = str(model) if zoo.is_zoo_name(model) else Path(model).stem
         shutil.copyfile(bf.ONNX_PATH, stage / "blazeface.onnx")
         here = Path(__file__).parent
         for f in PAGE_FILES:

@@ -1,0 +1,308 @@
+"""One run set-up for every job that trains (train, distill, prune): Fabric with the "auto" settings
+resolved, the data, the student, the cached faces and the locked run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdmark.checkpoint import load_checkpoint
+from kdmark.config import TrainConfig, dump_config, to_dict
+from kdmark.data.dataset import Augment, LandmarkDataset, split_by_photo
+from kdmark.data.records import Dataset, DatasetError, Sample
+from kdmark.errors import TrainingError
+from kdmark.io import atomic_write_text, remove_stale_temporaries
+from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
+from kdmark.schemes import LandmarkScheme
+
+__all__ = ["prepare", "Prepared", "RunResult", "Data", "make_fabric", "resolve_auto", "build_data", "split_samples",
+           "build_student", "cache_faces", "prepare_run", "release_run", "readable_samples"]
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    metrics: dict
+    rank: int = 0  # the process that returned it (only rank 0 writes files or prints summaries)
+
+
+@dataclass
+class Data:
+    train: LandmarkDataset
+    val: LandmarkDataset
+    scheme: LandmarkScheme
+    normaliser: str | None
+
+
+
+
+def readable_samples(samples: list, skip_bad: bool) -> list:
+    """Drop (skip_bad; one "kdmark: skipped" line each) or raise on faces whose image cannot be decoded, before any
+    worker sees them."""
+    from kdmark.data.images import image_size
+
+    good = []
+    for s in samples:
+        try:
+            image_size(s.image)
+            good.append(s)
+        except DatasetError as err:
+            if not skip_bad:
+                raise
+            print(f"kdmark: skipped {err}")
+    return good
+
+
+def _report_skipped(ds):
+    """One "kdmark: skipped" line per face ``data.skip_bad`` left out of ``ds`` (the README promises them)."""
+    for problem in ds.problems:
+        print(f"kdmark: skipped {problem}")
+    return ds
+
+
+def split_samples(cfg: TrainConfig) -> tuple[Dataset, list[Sample], list[Sample]]:
+    """(the training dataset, its training faces, the validation faces) as ``cfg.data`` says (see ``DataConfig``
+    for the split rules): the one place a run's validation faces are chosen, for training and for a pipeline's
+    eval stage alike. Images are not decoded here."""
+    from kdmark.data import read_dataset
+
+    d = cfg.data
+    if not d.root:
+        raise DatasetError("data.root", "no dataset given: set data.root=PATH (any format kdmark reads)")
+    ds = _report_skipped(read_dataset(d.root, format=d.format, split=d.train_split, scheme=d.scheme,
+                                      skip_bad=d.skip_bad))
+    if d.val_root:
+        train_samples = ds.samples
+        val_samples = _report_skipped(read_dataset(d.val_root, split=d.val_split, scheme=ds.scheme,
+                                                   skip_bad=d.skip_bad)).samples
+    elif d.val_split:
+        train_samples = ds.samples
+        val_samples = read_dataset(d.root, format=d.format, split=d.val_split, scheme=ds.scheme).samples
+    else:
+        train_samples, val_samples = split_by_photo(ds, d.val_fraction)
+    if d.max_samples:
+        train_samples, val_samples = train_samples[: d.max_samples], val_samples[: max(1, d.max_samples // 4)]
+    return ds, train_samples, val_samples
+
+
+def build_data(cfg: TrainConfig, codec) -> Data:
+    """Train and validation datasets from ``cfg.data``: :func:`split_samples`, then the ``data.extra`` faces, the
+    unreadable faces left out (``data.skip_bad``) or refused, ASM soft landmarks (``asm_variance``)."""
+    d = cfg.data
+    ds, train_samples, val_samples = split_samples(cfg)
+    train_samples = readable_samples(train_samples + extra_samples(d, ds.scheme), d.skip_bad)
+    val_samples = readable_samples(val_samples, d.skip_bad)
+    if cfg.asm_variance:
+        train_samples = soften_with_asm(train_samples, cfg.asm_variance)
+    if not train_samples or not val_samples:
+        hint = ""
+        if not val_samples and d.val_split is None and d.val_root is None:
+            hint = (f"; the fixed split holds out data.val_fraction={d.val_fraction:g} of the photos by a hash of "
+                    "their names, and none fell on the validation side: raise data.val_fraction (e.g. 0.3), or "
+                    "give data.val_split or data.val_root")
+        raise DatasetError(d.root, f"{len(train_samples)} training and {len(val_samples)} validation faces: "
+                           f"both must be non-empty{hint}")
+    aug = Augment.from_config(cfg.augment)
+    common = dict(scheme=ds.scheme, codec=codec, input_size=d.input_size, margin=d.margin, use_box=d.use_box,
+                  cache=d.cache)
+    return Data(LandmarkDataset(train_samples, augment=aug, seed=cfg.seed, **common),
+                LandmarkDataset(val_samples, augment=None, **common), ds.scheme, ds.normaliser)
+
+
+def extra_samples(d, scheme) -> list:
+    """The faces of ``data.extra``: each folder's points weighted by its ``weight`` times their confidence."""
+    import dataclasses
+
+    from kdmark.data import read_dataset
+    from kdmark.teachers.label import read_confidences
+
+    out = []
+    for extra in d.extra:
+        ds = read_dataset(extra.root, split=extra.split, scheme=scheme, skip_bad=d.skip_bad)
+        samples = ds.samples
+        if extra.limit and extra.limit < len(samples):  # evenly spread: every sub-folder keeps its share
+            samples = [samples[int(i * len(samples) / extra.limit)] for i in range(extra.limit)]
+        if not samples:
+            raise DatasetError(extra.root, "no faces in this data.extra folder")
+        conf = read_confidences(extra.root)
+        root = Path(extra.root)
+        for s in samples:
+            c = conf.get(Path(s.source).relative_to(root).as_posix()) if s.source.startswith(str(root)) else None
+            w = extra.weight * (c if c is not None and len(c) == s.num_points else np.ones(s.num_points))
+            out.append(dataclasses.replace(s, weights=w, subsets=s.subsets + ("extra",)))
+    return out
+
+
+def soften_with_asm(samples: list, variance: float) -> list:
+    """Training faces with their points replaced by ASM soft landmarks (the Tolerant teacher's targets)."""
+    import dataclasses
+
+    from kdmark.asm import ActiveShapeModel
+
+    shapes = np.stack([s.points for s in samples])
+    soft = ActiveShapeModel(variance).fit(shapes).project(shapes)
+    return [dataclasses.replace(s, points=p) for s, p in zip(samples, soft)]
+
+
+def build_student(cfg: TrainConfig, data: Data) -> LandmarkNet:
+    """The model a run trains: ``cfg.model`` for ``data``'s scheme, started from ``cfg.init_from`` when given (every
+    job that trains calls this, so ``init_from`` means the same for train, distill and prune).
+
+    ``init_from`` may be a pruned checkpoint (the model takes its slimmer channels) or a model of another scheme
+    (e.g. a 68-point zoo model fine-tuned to 98 or 5 points): every tensor whose name and shape fit is loaded and
+    one line says what was left at its initial values."""
+    model = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
+    model.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}  # how to crop at inference
+    if not cfg.init_from:
+        return model
+    init, payload = load_checkpoint(cfg.init_from)
+    if (init.card["backbone"], init.card["head"]) != (model.card["backbone"], model.card["head"]):
+        raise TrainingError(f"init_from={cfg.init_from}: a {init.card['backbone']} {init.card['head']} model cannot "
+                            f"start a {model.card['backbone']} {model.card['head']} one (set model.backbone/head "
+                            "to match it)")
+    if payload.get("channel_spec"):
+        from kdmark.prune import apply_channel_spec
+
+        apply_channel_spec(model, payload["channel_spec"])
+    own, theirs = model.state_dict(), init.state_dict()
+    fits = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}
+    left = [k for k in own if k not in fits]
+    if left and init.card["num_points"] == model.card["num_points"]:
+        raise TrainingError(f"init_from={cfg.init_from}: its weights do not fit model {model.card['model']} "
+                            f"(first misfit: {left[0]})")
+    model.load_state_dict(fits, strict=False)
+    if left:
+        print(f"kdmark: init_from={cfg.init_from} ({init.card['scheme']}): loaded {len(fits)} tensors, left "
+              f"{len(left)} at their initial values for {data.scheme.name} ({', '.join(left[:3])}"
+              f"{', ...' if len(left) > 3 else ''})")
+    return model
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512_BF16 or AMX): only then is bf16 autocast faster than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_auto(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``precision`` and ``memory_format`` "auto" replaced by this hardware's choice (measured in
+    BENCHMARKS.md "Training speed")."""
+    changes = {}
+    if cfg.precision == "auto":
+        gpu = cfg.accelerator in ("auto", "cuda", "gpu") and torch.cuda.is_available()
+        if gpu:
+            changes["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        else:
+            changes["precision"] = "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    if cfg.memory_format == "auto":
+        changes["memory_format"] = "channels_last"
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def make_fabric(cfg: TrainConfig):
+    """(Fabric, cfg with "auto" settings resolved): every job sets up its run through this, so train, distill and
+    prune get the same devices, precision and memory format, and record the same resolved config."""
+    from lightning.fabric import Fabric
+
+    cfg = resolve_auto(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+                    num_nodes=cfg.num_nodes, precision=cfg.precision)
+    fabric.launch()
+    fabric.seed_everything(cfg.seed, verbose=False)
+    return fabric, cfg
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` sets up for a job: Fabric, the config with "auto" settings resolved, the data, the model."""
+
+    fabric: object
+    cfg: TrainConfig
+    data: Data
+    model: LandmarkNet
+
+
+def prepare(cfg: TrainConfig, model: LandmarkNet | None = None) -> Prepared:
+    """The one run set-up of every job (train, distill, prune): devices, precision and memory format
+    (:func:`make_fabric`), the data (targets made by the model's codec), and the student (:func:`build_student`:
+    ``init_from``, pruned channel specs) unless ``model`` is given (prune's loaded checkpoint). Faces are cached
+    later (:func:`cache_faces`), so a job can refuse bad inputs (a teacher that does not fit) before that slow part."""
+    fabric, cfg = make_fabric(cfg)
+    codec = model.codec if model is not None else codec_for(to_dict(cfg.model), cfg.data.input_size)
+    data = build_data(cfg, codec)
+    return Prepared(fabric, cfg, data, model if model is not None else build_student(cfg, data))
+
+
+def cache_faces(cfg: TrainConfig, data: Data, fabric) -> None:
+    """Decode and crop every face once (``data.cache``); skipped faces (``data.skip_bad``) are reported."""
+    if not cfg.data.cache:
+        return
+    skipped = data.train.fill_cache(cfg.progress and fabric.is_global_zero, cfg.data.skip_bad)
+    skipped += data.val.fill_cache(skip_bad=cfg.data.skip_bad)
+    for line in skipped:
+        fabric.print(f"kdmark: skipped {line}")
+
+
+_LOCKS: dict[str, object] = {}  # run folder -> its open, flock-ed lock file (released when the process ends)
+
+
+def _lock_run(out: Path) -> None:
+    """Hold an exclusive lock on ``out/.lock`` so a second process cannot train into the same folder."""
+    import fcntl
+
+    key = str(out.resolve())
+    if key in _LOCKS:
+        return
+    f = open(out / ".lock", "a+")  # noqa: SIM115 - held open for the life of the run
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        owner = f.read().strip() or "another process"
+        f.close()
+        raise TrainingError(f"{out}: another kdmark process ({owner}) is training in this folder; wait for it or "
+                            "choose another out_dir") from None
+    f.truncate(0)
+    f.write(f"pid {os.getpid()}")
+    f.flush()
+    _LOCKS[key] = f
+
+
+def release_run(out: Path) -> None:
+    """Unlock a run folder this process locked (a killed process releases its lock by exiting; the file stays)."""
+    f = _LOCKS.pop(str(Path(out).resolve()), None)
+    if f is not None:
+        (Path(out) / ".lock").unlink(missing_ok=True)
+        f.close()
+
+
+def prepare_run(cfg: TrainConfig, fabric) -> Path:
+    """Create the run folder, lock it, refuse to overwrite an earlier run (unless ``overwrite`` or ``resume``),
+    and save the resolved config beside the run (rank 0)."""
+    out = Path(cfg.out_dir)
+    if fabric.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        _lock_run(out)
+        for tmp in remove_stale_temporaries(out):  # a kill during a save leaves one; the lock says we own out/
+            fabric.print(f"kdmark: removed {tmp.name}, left by a save that was interrupted")
+        last = out / "last.ckpt"
+        earlier = [n for n in ("best.ckpt", "last.ckpt") if (out / n).is_file()]
+        if cfg.resume and not last.is_file():
+            fabric.print(f"kdmark: resume=true but {last} does not exist: starting a new run")
+        elif earlier and not cfg.resume and not cfg.overwrite:
+            raise TrainingError(f"{out}: holds an earlier run ({', '.join(earlier)}); resume=true continues it, "
+                                "overwrite=true replaces it, or choose another out_dir")
+        atomic_write_text(out / "config.yaml", dump_config(cfg))
+    return out
