@@ -21,6 +21,9 @@ assert "/venv/" in spec.origin, f"kdmark imported from {spec.origin}, not the wh
 PY
 k="$work/venv/bin/kdmark"
 "$k" --version
+# the default pipeline `kdmark run` starts from is package data of the wheel
+"$work/venv/bin/python" -c "from kdmark.config import packaged; p = packaged('pipelines', 'default.yaml'); \
+assert p.is_file() and '/venv/' in str(p), p"
 "$k" run --help > /dev/null
 "$k" models
 [[ -f "$photo" ]] && "$k" predict "$photo" --json out.json
