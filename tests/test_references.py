@@ -66,3 +66,35 @@ def test_repository_paths_exist():
             # (a shell script's prefix such as recipes/300w_mbv2_$HEAD is fine when files start with it)
             missing[name] = sorted(set(where))
     assert not missing, missing
+
+
+def test_every_kdmark_import_resolves():
+    """Every ``from kdmark... import name`` in the package, scripts and tests, including the lazy ones inside
+    functions that only run on some paths, names a module that exists and an attribute it has."""
+    import ast
+
+    files = [*sorted((ROOT / "kdmark").rglob("*.py")), *sorted((ROOT / "scripts").rglob("*.py")),
+             *sorted((ROOT / "tests").glob("*.py"))]
+    missing = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "kdmark":
+                try:
+                    module = importlib.import_module(node.module)
+                except ImportError as err:
+                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.module} ({err})")
+                    continue
+                for alias in node.names:
+                    if not hasattr(module, alias.name):
+                        try:
+                            importlib.import_module(f"{node.module}.{alias.name}")
+                        except ImportError:
+                            missing.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.module}.{alias.name}")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "kdmark":
+                        try:
+                            importlib.import_module(alias.name)
+                        except ImportError:
+                            missing.append(f"{path.relative_to(ROOT)}:{node.lineno}: {alias.name}")
+    assert not missing, missing

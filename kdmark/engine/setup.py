@@ -168,7 +168,7 @@ def build_student(cfg: TrainConfig, data: Data) -> LandmarkNet:
                             f"start a {model.card['backbone']} {model.card['head']} one (set model.backbone/head "
                             "to match it)")
     if payload.get("channel_spec"):
-        from kdmark.prune import apply_channel_spec
+        from kdmark.pruning import apply_channel_spec
 
         apply_channel_spec(model, payload["channel_spec"])
     own, theirs = model.state_dict(), init.state_dict()
