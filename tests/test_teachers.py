@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kdmark.data.labels import read_confidences
 from kdmark.teachers import PointTeacher, fuse
-from kdmark.teachers.label import label_images, read_confidences
+from kdmark.teachers.label import label_images
 
 
 def test_fuse_is_the_weighted_mean_and_confidence_follows_agreement():

@@ -121,7 +121,7 @@ def extra_samples(d, scheme) -> list:
     import dataclasses
 
     from kdmark.data import read_dataset
-    from kdmark.teachers.label import read_confidences
+    from kdmark.data.labels import read_confidences
 
     out = []
     for extra in d.extra:

@@ -4,7 +4,8 @@ For every photo: find the faces (BlazeFace, or dlib's HOG detector), ask each te
 answers (weighted by each teacher's measured accuracy), and keep the faces whose teachers agree. The output folder reads
 like any 300-W-style folder (``photo.jpg`` beside ``photo_1.pts``, ``photo_2.pts``, ...), so every kdmark reader,
 ``kdmark data show`` and training load it; ``labels.csv`` tables boxes, confidences and per-teacher disagreement,
-and ``labels*.jsonl`` keep every face's per-point confidence (training weights each point by it).
+and ``labels*.jsonl`` keep every face's per-point confidence (``kdmark.data.labels``; training weights each
+point by it).
 
 Resumable: each finished photo is one line of ``labels.r<rank>.jsonl``; a second run skips the photos already
 there. Sharded like training: process ``rank`` of ``world`` takes every ``world``-th photo.
@@ -23,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kdmark.data.labels import read_label_records
 from kdmark.data.readers._common import IMAGE_SUFFIXES, is_image_file
 from kdmark.data.records import DatasetError
 from kdmark.teachers import TeacherError, fuse, make_landmarker, teacher_accuracy, weights_from_accuracy
 
-__all__ = ["label_images", "LabelReport", "list_images", "read_confidences", "detector_faces", "IMAGE_SUFFIXES"]
+__all__ = ["label_images", "LabelReport", "list_images", "detector_faces", "IMAGE_SUFFIXES"]
 
 
 
@@ -77,31 +79,7 @@ def detector_faces(detector=None) -> Callable[[np.ndarray], list[tuple[np.ndarra
 
 def _done(out: Path) -> set[str]:
     """Photos an earlier run finished (a line cut short by a kill does not count: that photo is labelled again)."""
-    return {r["image"] for r in _records(out) if "image" in r}
-
-
-def _records(out: Path) -> list[dict]:
-    recs = []
-    for f in sorted(out.glob("labels*.jsonl")):
-        for line in f.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):  # a cut line can still parse (e.g. a bare number): skip it too
-                recs.append(rec)
-    return recs
-
-
-def read_confidences(root: str | Path) -> dict[str, np.ndarray]:
-    """Per-point confidences of a labelled folder: ``.pts`` path (relative to ``root``) -> (K,) array."""
-    root = Path(root)
-    conf = {}
-    for rec in _records(root):
-        for face in rec.get("faces", []):
-            if face.get("pts"):
-                conf[face["pts"]] = np.asarray(face["confidence"], np.float64)
-    return conf
+    return {r["image"] for r in read_label_records(out) if "image" in r}
 
 
 def _place_image(src: Path, dst: Path, copy: bool) -> None:
@@ -123,7 +101,7 @@ def _write_table(out: Path, teachers: list[str]) -> Path:
     w = csv.writer(buf)
     w.writerow(["image", "face", "x0", "y0", "x1", "y1", "kept", "confidence_mean", "confidence_min"]
                + [f"disagreement_{t}" for t in teachers])
-    for rec in sorted(_records(out), key=lambda r: r["image"]):
+    for rec in sorted(read_label_records(out), key=lambda r: r["image"]):
         for i, f in enumerate(rec.get("faces", []), 1):
             conf = np.asarray(f["confidence"])
             w.writerow([rec["image"], i, *[round(v, 1) for v in f["box"]], int(bool(f.get("pts"))),
