@@ -21,7 +21,6 @@ __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointE
 FORMAT, VERSION = "kdmark-checkpoint", 1
 
 
-
 def save_checkpoint(path: str | Path, model: LandmarkNet, config: dict | None = None, metrics: dict | None = None,
                     train_state: dict | None = None, channel_spec: dict | None = None) -> Path:
     """Write ``model`` (weights + card) with its resolved config, metrics and optional training state."""

@@ -53,9 +53,9 @@ def main() -> int:
     from kdmark.data.dataset import split_by_photo
     from kdmark.data.images import load_image
     from kdmark.data.transforms import apply_affine
-    from kdmark.deploy.bench import _crops
     from kdmark.deploy.detectors import detector_box
     from kdmark.deploy.export import export_onnx, quantize_int8
+    from kdmark.deploy.predict import sample_crops
     from kdmark.metrics import score_samples
     from kdmark.schemes import get_scheme
     from kdmark.teachers.landmarkers import DlibLandmarker
@@ -74,8 +74,8 @@ def main() -> int:
             net.card["input_size"] = size
             fp32 = export_onnx(net, Path(tmp) / f"fp32_{size}.onnx").path
             card = dict(net.card)
-            images, _ = _crops(calib, card, [s.landmark_box() for s in calib])
-            held_x, back = _crops(held, card, [s.landmark_box() for s in held])
+            images, _ = sample_crops(calib, card, [s.landmark_box() for s in calib])
+            held_x, back = sample_crops(held, card, [s.landmark_box() for s in held])
             files = {"FP32": fp32}
             for name, kw in VARIANTS.items():
                 try:

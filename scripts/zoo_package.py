@@ -22,8 +22,9 @@ sys.path.insert(0, str(ROOT))
 from kdmark.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from kdmark.data import read_dataset  # noqa: E402
 from kdmark.data.dataset import split_by_photo  # noqa: E402
-from kdmark.deploy.bench import _crops, bench  # noqa: E402
+from kdmark.deploy.bench import bench  # noqa: E402
 from kdmark.deploy.export import export_onnx, quantize_int8  # noqa: E402
+from kdmark.deploy.predict import sample_crops  # noqa: E402
 from kdmark.io import atomic_write_text  # noqa: E402
 from kdmark.jobs.evaluate import evaluate  # noqa: E402
 from kdmark.zoo import DEFAULT, sha256_of  # noqa: E402
@@ -44,7 +45,7 @@ def calibration_crops(card: dict, n: int = 64) -> np.ndarray:
     """Crops of ``n`` training faces (never the held-out ones) around their landmark boxes, for INT8."""
     train, _ = split_by_photo(read_dataset(DATA, split="train"), 0.1)
     picked = train[:: max(1, len(train) // n)][:n]
-    return _crops(picked, card, [s.landmark_box() for s in picked])[0].astype(np.float32)
+    return sample_crops(picked, card, [s.landmark_box() for s in picked])[0].astype(np.float32)
 
 
 def package(name: str, runs: int) -> dict:

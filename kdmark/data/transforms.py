@@ -12,16 +12,21 @@ import numpy as np
 
 from kdmark.data.records import Sample
 
-__all__ = ["face_square", "crop_matrix", "warp_image", "apply_affine", "invert_affine"]
+__all__ = ["box_square", "face_square", "crop_matrix", "warp_image", "apply_affine", "invert_affine"]
 
 
-def face_square(sample: Sample, margin: float = 0.25, use_box: bool = True) -> tuple[float, float, float]:
-    """(cx, cy, side) of the square crop around a face: the dataset box if there is one (``use_box``), else the
-    tight landmark box, enlarged by ``margin`` of its longer side on every side."""
-    box = sample.box if (use_box and sample.box is not None) else sample.landmark_box()
+def box_square(box, margin: float) -> tuple[float, float, float]:
+    """(cx, cy, side) of the square crop around a box [x0, y0, x1, y1]: its centre, its longer side (at least 1 px)
+    enlarged by ``margin`` of that side on every side. Training, evaluation and inference all crop through this."""
     x0, y0, x1, y1 = (float(v) for v in box)
     side = max(x1 - x0, y1 - y0, 1.0) * (1.0 + 2.0 * margin)
     return (x0 + x1) / 2.0, (y0 + y1) / 2.0, side
+
+
+def face_square(sample: Sample, margin: float = 0.25, use_box: bool = True) -> tuple[float, float, float]:
+    """:func:`box_square` around a face: the dataset box if there is one (``use_box``), else the tight landmark
+    box."""
+    return box_square(sample.box if (use_box and sample.box is not None) else sample.landmark_box(), margin)
 
 
 def crop_matrix(cx: float, cy: float, side: float, size: int, angle_deg: float = 0.0) -> np.ndarray:

@@ -19,6 +19,7 @@ import torch
 from kdmark.checkpoint import load_model
 from kdmark.data.records import DatasetError, Sample
 from kdmark.deploy.export import export_onnx, onnx_session, quantize_int8
+from kdmark.deploy.predict import sample_crops
 
 PEERS = ("dlib", "mediapipe")  # the models `bench --vs` runs beside kdmark's on the same faces
 
@@ -91,21 +92,6 @@ def _onnx_params(path: Path) -> int:
     import onnx
 
     return int(sum(np.prod(t.dims) for t in onnx.load(str(path)).graph.initializer))
-
-
-def _crops(samples: list[Sample], card: dict, boxes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(N, 3, S, S) crops around ``boxes`` and the crop->image affines, as the Predictor makes them."""
-    from kdmark.data.images import load_image
-    from kdmark.data.transforms import crop_matrix, invert_affine, warp_image
-
-    size, margin = card["input_size"], card.get("crop", {}).get("margin", 0.15)
-    crops, back = [], []
-    for s, (x0, y0, x1, y1) in zip(samples, boxes):
-        side = max(x1 - x0, y1 - y0, 1.0) * (1 + 2 * margin)
-        m = crop_matrix((x0 + x1) / 2, (y0 + y1) / 2, side, size)
-        crops.append(warp_image(load_image(s.image), m, size).astype(np.float32).transpose(2, 0, 1) / 255.0)
-        back.append(invert_affine(m))
-    return np.stack(crops), back
 
 
 def _faces(data, split, scheme, heldout, max_faces, vs_dlib, detector, notes):
@@ -205,7 +191,7 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
         report.notes.append("an exported ONNX model: PyTorch latency and MACs need its checkpoint")
     ds, samples, boxes, dlib_dets = _faces(data, split, scheme, heldout, max_faces, vs_dlib, detector, report.notes)
     notes = report.notes
-    crops, back = _crops(samples, card, boxes) if samples else (np.random.rand(8, 3, size, size), [])
+    crops, back = sample_crops(samples, card, boxes) if samples else (np.random.rand(8, 3, size, size), [])
     int8_path = None
     if int8:
         int8_path = quantize_int8(fp32, work / "model.int8.onnx", crops[:64].astype(np.float32))

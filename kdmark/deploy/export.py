@@ -26,8 +26,6 @@ from kdmark.runtime import CARD_KEY, onnx_session, read_onnx_card
 __all__ = ["export_onnx", "quantize_int8", "ExportError", "ExportResult", "read_onnx_card", "onnx_session"]
 
 
-
-
 @dataclass
 class ExportResult:
     path: Path
@@ -177,7 +175,7 @@ def export_onnx_int8(model, path: str | Path, calibration: str | Path, faces: in
     Both files appear only when both succeeded: a failure leaves whatever was at either path untouched."""
     from kdmark.data import read_dataset
     from kdmark.data.transforms import apply_affine
-    from kdmark.deploy.bench import _crops
+    from kdmark.deploy.predict import sample_crops
     from kdmark.metrics import score_samples
     from kdmark.schemes import get_scheme
 
@@ -191,7 +189,7 @@ def export_onnx_int8(model, path: str | Path, calibration: str | Path, faces: in
     staged_int8 = path.with_name(f".{path.name}.staged.int8.onnx")
     try:
         res = export_onnx(model, staged, opset=opset, tolerance=tolerance)
-        crops, back = _crops(samples, model.card, [s.landmark_box() for s in samples])
+        crops, back = sample_crops(samples, model.card, [s.landmark_box() for s in samples])
         quantize_int8(staged, staged_int8, crops)
         scores = {}
         for name, file in (("fp32", staged), ("int8", staged_int8)):

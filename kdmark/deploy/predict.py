@@ -18,12 +18,11 @@ import numpy as np
 
 from kdmark import zoo
 from kdmark.data.images import load_image
-from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
+from kdmark.data.transforms import apply_affine, box_square, crop_matrix, invert_affine, warp_image
 from kdmark.deploy.detectors import best_match, make_detector
 from kdmark.errors import CheckpointError, DetectorError
 
-__all__ = ["Predictor", "Face", "DetectorError", "OneEuroFilter", "predict_video"]
-
+__all__ = ["Predictor", "Face", "DetectorError", "OneEuroFilter", "predict_video", "face_crop", "sample_crops"]
 
 
 @dataclass
@@ -43,6 +42,25 @@ class Face:
         if self.detector_score is not None:
             out["detector_score"] = round(float(self.detector_score), 4)
         return out
+
+
+def face_crop(image: np.ndarray, box, margin: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The network's input for one face: the (3, size, size) float32 crop in [0, 1] of the square around ``box``
+    (:func:`~kdmark.data.transforms.box_square`), and the image -> crop affine."""
+    m = crop_matrix(*box_square(box, margin), size)
+    return (warp_image(image, m, size).astype(np.float32) / 255.0).transpose(2, 0, 1), m
+
+
+def sample_crops(samples, card: dict, boxes: list) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(N, 3, S, S) crops of the samples' images around ``boxes`` as a model with this ``card`` sees them (its input
+    size and crop margin), and the crop -> image affines (for benchmarks and INT8 calibration)."""
+    size, margin = card["input_size"], card.get("crop", {}).get("margin", 0.15)
+    crops, back = [], []
+    for s, box in zip(samples, boxes):
+        crop, m = face_crop(load_image(s.image), box, margin, size)
+        crops.append(crop)
+        back.append(invert_affine(m))
+    return np.stack(crops), back
 
 
 class _TorchBackend:
@@ -139,19 +157,12 @@ class Predictor:
     def num_points(self) -> int:
         return self.card["num_points"]
 
-    def _crop(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x0, y0, x1, y1 = (float(v) for v in box)
-        side = max(x1 - x0, y1 - y0, 1.0) * (1 + 2 * self.margin)
-        m = crop_matrix((x0 + x1) / 2, (y0 + y1) / 2, side, self.size)
-        crop = warp_image(image, m, self.size).astype(np.float32) / 255.0
-        return crop.transpose(2, 0, 1), m
-
     def predict_crops(self, items: list[tuple[np.ndarray, np.ndarray]]) -> list[Face]:
         """Faces for (image, box) pairs, in batches of ``batch_size``."""
         faces = []
         for start in range(0, len(items), self.batch_size):
             chunk = items[start:start + self.batch_size]
-            crops, mats = zip(*(self._crop(img, box) for img, box in chunk))
+            crops, mats = zip(*(face_crop(img, box, self.margin, self.size) for img, box in chunk))
             pts, scores = self.run(np.stack(crops))
             for (_, box), p, s, m in zip(chunk, pts, scores, mats):
                 faces.append(Face(np.asarray(box, float), apply_affine(p.astype(np.float64), invert_affine(m)), s))

@@ -185,8 +185,6 @@ class _Loop:
 
     def epoch(self, epoch: int) -> dict:
         """Train one epoch; returns its log row (step, lr, time, images/s, mean losses)."""
-        from tqdm.auto import tqdm
-
         cfg, state, task, optimizer = self.cfg, self.state, self.task, self.optimizer
         self.sampler.use_epoch(epoch)
         self.data.train.set_epoch(epoch)

@@ -41,8 +41,6 @@ class Data:
     normaliser: str | None
 
 
-
-
 def readable_samples(samples: list, skip_bad: bool) -> list:
     """Drop (skip_bad; one "kdmark: skipped" line each) or raise on faces whose image cannot be decoded, before any
     worker sees them."""

@@ -22,10 +22,6 @@ from kdmark.schemes import LandmarkScheme, get_scheme
 __all__ = ["evaluate", "evaluate_samples", "EvalResult"]
 
 
-
-
-
-
 @dataclass
 class EvalResult:
     metrics: Metrics

@@ -15,7 +15,6 @@ from kdmark.io import sha256_of
 __all__ = ["Backbone", "create_backbone", "BackboneError", "load_weights_file"]
 
 
-
 class Backbone(nn.Module):
     """A timm feature extractor with its per-level ``channels`` and ``strides``; ``forward`` returns the list."""
 

@@ -32,7 +32,6 @@ from kdmark.teachers import TeacherError, fuse, make_landmarker, teacher_accurac
 __all__ = ["label_images", "LabelReport", "list_images", "detector_faces", "IMAGE_SUFFIXES"]
 
 
-
 @dataclass
 class LabelReport:
     images: int = 0  # photos in this shard

@@ -23,13 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kdmark.data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
+from kdmark.data.transforms import apply_affine, box_square, crop_matrix, invert_affine, warp_image
 from kdmark.deploy.detectors import DlibHog, best_match, detector_box
 from kdmark.errors import TeacherError
 
 __all__ = ["DlibLandmarker", "MediaPipeLandmarker", "CheckpointLandmarker", "MeshMap", "TeacherError",
            "asset", "box_of", "dlib_model_file", "fit_mesh_map", "fit_mesh_map_on", "meshes_for"]
-
 
 
 def asset(name: str) -> Path:
@@ -243,11 +242,10 @@ class CheckpointLandmarker:
 
     def __call__(self, image: np.ndarray, box: np.ndarray, **_) -> tuple[np.ndarray, float]:
         p = self.predictor
-        x0, y0, x1, y1 = (float(v) for v in box)
-        side0 = max(x1 - x0, y1 - y0, 1.0) * (1 + 2 * p.margin)
+        cx, cy, side0 = box_square(box, p.margin)
         crops, backs = [], []
         for scale, sx, sy, flip in self.variants:
-            m = crop_matrix((x0 + x1) / 2 + sx * side0, (y0 + y1) / 2 + sy * side0, side0 * scale, p.size)
+            m = crop_matrix(cx + sx * side0, cy + sy * side0, side0 * scale, p.size)
             crop = warp_image(image, m, p.size)
             if flip:
                 crop = crop[:, ::-1]
