@@ -56,6 +56,18 @@ class ExtraData:
     weight: float = 1.0
     split: str | None = None
     limit: int | None = None  # use only N faces, spread evenly over the folder's file order
+    # a pseudo-label folder (one TEACHER.jsonl per teacher, faces aligned: kdmark.data.pseudo) is read as it is;
+    # these settings apply to it only
+    images: str | None = None  # the folder its "image" paths are relative to
+    teachers: tuple[str, ...] = ()  # which TEACHER.jsonl files to fuse (default: all)
+    fusion: str = "hand"  # per-point teacher weights: hand, equal, or a JSON file (scripts/fit_fusion.py)
+    cauchy: float = 0.05  # a teacher this far (inter-ocular units) from the others has half its say on a point
+    tau: float = 0.06  # point confidence exp(-spread^2 / 2 tau^2), spread in inter-ocular units
+    min_confidence: float = 0.3  # leave out faces whose mean point confidence is lower (teachers disagree)
+
+    def __post_init__(self) -> None:
+        if self.cauchy <= 0 or self.tau <= 0 or not 0 <= self.min_confidence <= 1:
+            raise ValueError("cauchy and tau must be > 0 and min_confidence in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -167,6 +179,9 @@ class TrainConfig:
     asm_variance: float | None = None  # train on ASM soft landmarks keeping this share of shape variance (0.9)
     ema: float | None = None  # EMA decay of the weights used for validation and export, e.g. 0.998
     resume: bool = False  # continue from out_dir/last.ckpt
+    # continue from this state file (any run's last.ckpt, e.g. one committed by an earlier session on another
+    # machine) into out_dir; refused when a setting differs other than those in engine.setup.MAY_CHANGE
+    resume_from: str | None = None
     init_from: str | None = None  # start from this checkpoint's weights
     accelerator: str = "auto"
     devices: int = 1

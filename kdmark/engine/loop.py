@@ -18,7 +18,7 @@ from kdmark.checkpoint import read_checkpoint, save_checkpoint
 from kdmark.config import TrainConfig, to_dict
 from kdmark.data.dataset import LandmarkDataset
 from kdmark.data.transforms import apply_affine
-from kdmark.engine.setup import Data, RunResult, release_run
+from kdmark.engine.setup import Data, RunResult, release_run, resume_source
 from kdmark.engine.tasks import SupervisedTask
 from kdmark.errors import TrainingError
 from kdmark.io import atomic_write_text
@@ -159,11 +159,16 @@ class _Loop:
         self.channels_last = cfg.memory_format == "channels_last"
 
     def restore(self) -> None:
-        """Continue from ``last.ckpt`` when ``resume`` is set and it exists."""
-        if not (self.cfg.resume and self.last.is_file()):
+        """Continue from ``resume_from``, or from ``last.ckpt`` when ``resume`` is set and it exists (the settings
+        were checked against the state file's by ``engine.setup.check_resume`` before the run folder was touched)."""
+        src = resume_source(self.cfg)
+        if src is None:
             return
-        ts = read_checkpoint(self.last)["train_state"]
-        self.task.load_state_dict(ts["task"])  # the model and any trainable distillation adapters
+        ts = read_checkpoint(src)["train_state"]
+        task_state = ts["task"]
+        if ts.get("task_model"):  # the model's tensors are stored once, under "model"
+            task_state = {**{f"model.{k}": v for k, v in ts["model"].items()}, **task_state}
+        self.task.load_state_dict(task_state)  # the model and any trainable distillation adapters
         self.optimizer.load_state_dict(ts["optimizer"])
         self.scheduler.load_state_dict(ts["scheduler"])
         if self.ema is not None and ts.get("ema") is not None:
@@ -171,7 +176,11 @@ class _Loop:
         self.state = dict(ts["state"])
         self.log = CsvLog(self.out / "metrics.csv", ts.get("log", []))
         _set_rng_state(ts["rng"])
-        self.fabric.print(f"resumed from {self.last} at epoch {self.state['epoch']}, step {self.state['step']}")
+        if not self.best.is_file() and math.isfinite(self.state["best"]):  # moved to a new folder: no best.ckpt
+            self.fabric.print(f"kdmark: {self.best} does not exist: the next validation writes it (best so far "
+                              f"{self.state['best'] * 100:.3f}% at epoch {self.state['best_epoch']}, in {src})")
+            self.state["best"] = math.inf
+        self.fabric.print(f"resumed from {src} at epoch {self.state['epoch']}, step {self.state['step']}")
 
     def setup(self) -> None:
         """Memory format, compilation and Fabric's wrappers (after restoring: state dict keys stay plain)."""
@@ -225,7 +234,9 @@ class _Loop:
                 break
         state["epoch"] = epoch + 1
         elapsed = time.time() - t0
-        row = {"epoch": epoch + 1, "step": state["step"], "lr": self.scheduler.get_last_lr()[0],
+        state["train_s"] = state.get("train_s", 0.0) + elapsed  # across every stretch of a resumed run
+        row = {"epoch": epoch + 1, "step": state["step"], "images_seen": state["step"] * cfg.batch_size,
+               "train_s_total": round(state["train_s"], 1), "lr": self.scheduler.get_last_lr()[0],
                "train_time_s": round(elapsed, 2), "images_per_s": round(seen * cfg.batch_size / max(elapsed, 1e-9), 2)}
         if t_warm is not None and seen > WARMUP_STEPS:  # the loop's steady state: no warm-up, no compilation
             steady = (seen - WARMUP_STEPS) * cfg.batch_size / max(time.time() - t_warm, 1e-9)
@@ -248,7 +259,9 @@ class _Loop:
                     save_checkpoint(self.best, eval_model, self.config, self.metrics)
         if fabric.is_global_zero:
             self.log.add(row)
-            train_state = {"model": self.model.state_dict(), "task": _unwrap(self.task).state_dict(),
+            task_state = {k: v for k, v in _unwrap(self.task).state_dict().items() if not k.startswith("model.")}
+            train_state = {"model": self.model.state_dict(), "task": task_state, "task_model": True,
+                           "faces": [len(self.data.train), len(self.data.val)],
                            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                            "ema": self.ema.module.state_dict() if self.ema else None,
                            "state": dict(state), "rng": _rng_state(), "log": self.log.rows}

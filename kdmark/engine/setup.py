@@ -3,6 +3,7 @@ resolved, the data, the student, the cached faces and the locked run folder."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from kdmark.checkpoint import load_checkpoint
-from kdmark.config import TrainConfig, dump_config, to_dict
+from kdmark.config import TrainConfig, dump_config, from_dict, to_dict
 from kdmark.data.dataset import Augment, LandmarkDataset, split_by_photo
 from kdmark.data.records import Dataset, DatasetError, Sample
 from kdmark.errors import TrainingError
@@ -21,7 +22,8 @@ from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
 from kdmark.schemes import LandmarkScheme
 
 __all__ = ["prepare", "Prepared", "RunResult", "Data", "make_fabric", "resolve_auto", "build_data", "split_samples",
-           "build_student", "cache_faces", "prepare_run", "release_run", "readable_samples"]
+           "build_student", "cache_faces", "prepare_run", "check_resume", "resume_source", "MAY_CHANGE", "release_run",
+           "readable_samples"]
 
 
 @dataclass
@@ -120,9 +122,24 @@ def extra_samples(d, scheme) -> list:
 
     from kdmark.data import read_dataset
     from kdmark.data.labels import read_confidences
+    from kdmark.data.pseudo import is_pseudo_folder, pseudo_samples
 
     out = []
     for extra in d.extra:
+        if is_pseudo_folder(extra.root):
+            if scheme.num_points != 68:
+                raise DatasetError(extra.root, f"pseudo-labels are 68-point; this run's scheme is {scheme.name}")
+            if not extra.images:
+                raise DatasetError(extra.root, "a pseudo-label folder needs images: (the photos' folder)")
+            samples, counts = pseudo_samples(extra.root, extra.images, extra.teachers, extra.fusion, extra.cauchy,
+                                             extra.tau, extra.min_confidence, extra.weight)
+            print(f"kdmark: {extra.root}: {counts['kept']} of {counts['faces']} faces from {counts['photos']} "
+                  f"photos ({', '.join(counts['teachers'])} fused per point, fusion={extra.fusion}; "
+                  f"{counts['dropped']} left out, mean confidence {counts['mean_confidence']:.2f})")
+            if extra.limit and extra.limit < len(samples):
+                samples = [samples[int(i * len(samples) / extra.limit)] for i in range(extra.limit)]
+            out += samples
+            continue
         ds = read_dataset(extra.root, split=extra.split, scheme=scheme, skip_bad=d.skip_bad)
         samples = ds.samples
         if extra.limit and extra.limit < len(samples):  # evenly spread: every sub-folder keeps its share
@@ -286,10 +303,74 @@ def release_run(out: Path) -> None:
         f.close()
 
 
-def prepare_run(cfg: TrainConfig, fabric) -> Path:
+# Settings a resumed run may change: the length of the schedule (an extended cosine stretches from the step it is
+# at), where things are (paths differ between machines: the face counts are compared instead), and how fast it runs.
+MAY_CHANGE = frozenset({
+    "epochs", "max_steps", "out_dir", "resume", "resume_from", "overwrite", "progress", "threads", "tensorboard",
+    "val_every", "init_from", "compile", "accelerator", "devices", "strategy", "num_nodes", "precision",
+    "memory_format", "data.num_workers", "data.cache", "data.root", "data.val_root", "data.extra.root",
+    "data.extra.images", "teachers", "unlabelled", "checkpoint"})
+
+
+def resume_source(cfg: TrainConfig) -> Path | None:
+    """The state file a run continues from: ``resume_from``, or ``out_dir/last.ckpt`` with ``resume`` (when it
+    exists); None for a fresh run."""
+    if getattr(cfg, "resume_from", None):
+        return Path(cfg.resume_from)
+    last = Path(cfg.out_dir) / "last.ckpt"
+    return last if cfg.resume and last.is_file() else None
+
+
+def _differences(saved, now, path: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(now, dict):
+        out = []
+        for k in dict.fromkeys([*saved, *now]):
+            out += _differences(saved.get(k), now.get(k), f"{path}.{k}" if path else str(k))
+        return out
+    if isinstance(saved, list) and isinstance(now, list) and len(saved) == len(now) and all(
+            isinstance(x, dict) for x in saved + now):
+        return [d for a, b in zip(saved, now) for d in _differences(a, b, path)]
+    if path in MAY_CHANGE or saved == now:
+        return []
+    return [f"{path}: {saved!r} in the state file, {now!r} now"]
+
+
+def check_resume(cfg: TrainConfig, data: Data | None = None) -> Path | None:
+    """Refuse, with one line, to continue a run whose settings (or number of training and validation faces)
+    differ from the state file's in anything but :data:`MAY_CHANGE`; returns the state file (None: a fresh run).
+    Called before anything is written, so a refused resume leaves the run folder as it was."""
+    from kdmark.checkpoint import read_checkpoint
+
+    src = resume_source(cfg)
+    if src is None:
+        return None
+    payload = read_checkpoint(src)
+    ts = payload.get("train_state")
+    if not ts:
+        raise TrainingError(f"{src}: holds weights but no training state (optimiser, step, RNG): it cannot be "
+                            "resumed; start from its weights with init_from= instead")
+    saved = payload.get("config", {})
+    with contextlib.suppress(Exception):  # settings added since the state file was written take their defaults
+        saved = to_dict(from_dict(type(cfg), saved))  # (a key since removed: compared as written)
+    diffs = _differences(saved, to_dict(cfg))
+    if diffs:
+        more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+        raise TrainingError(f"{src}: cannot resume with other settings: {diffs[0]}{more}; only the schedule's "
+                            "length, paths and speed settings may change (a new run: overwrite=true or another "
+                            "out_dir)")
+    faces = ts.get("faces")
+    if data is not None and faces and faces != [len(data.train), len(data.val)]:
+        raise TrainingError(f"{src}: was trained on {faces[0]} training and {faces[1]} validation faces, this run "
+                            f"has {len(data.train)} and {len(data.val)}: not the same data")
+    return src
+
+
+def prepare_run(cfg: TrainConfig, fabric, data: Data | None = None) -> Path:
     """Create the run folder, lock it, refuse to overwrite an earlier run (unless ``overwrite`` or ``resume``),
-    and save the resolved config beside the run (rank 0)."""
+    refuse a resume whose settings changed (:func:`check_resume`), and save the resolved config beside the run
+    (rank 0)."""
     out = Path(cfg.out_dir)
+    check_resume(cfg, data)
     if fabric.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         _lock_run(out)
@@ -297,7 +378,7 @@ def prepare_run(cfg: TrainConfig, fabric) -> Path:
             fabric.print(f"kdmark: removed {tmp.name}, left by a save that was interrupted")
         last = out / "last.ckpt"
         earlier = [n for n in ("best.ckpt", "last.ckpt") if (out / n).is_file()]
-        if cfg.resume and not last.is_file():
+        if cfg.resume and not last.is_file() and not cfg.resume_from:
             fabric.print(f"kdmark: resume=true but {last} does not exist: starting a new run")
         elif earlier and not cfg.resume and not cfg.overwrite:
             raise TrainingError(f"{out}: holds an earlier run ({', '.join(earlier)}); resume=true continues it, "

@@ -30,7 +30,7 @@ def train(cfg: TrainConfig) -> RunResult:
     """
     run = prepare(cfg)
     cache_faces(run.cfg, run.data, run.fabric)
-    out = prepare_run(run.cfg, run.fabric)  # only now: a run that fails on its inputs leaves an earlier run untouched
+    out = prepare_run(run.cfg, run.fabric, run.data)  # only now: a run failing on its inputs leaves earlier runs be
     return fit(run.cfg, run.fabric, build_task(run.cfg, run.model), run.model, run.data, out)
 
 
@@ -131,5 +131,5 @@ def distill(cfg: DistillConfig) -> RunResult:
                        cfg.kd.decay, cfg.epochs, **supervised_losses(cfg))
     task.to_teachers(fabric.device)
     cache_faces(cfg, data, fabric)
-    out = prepare_run(cfg, fabric)  # only now: a run that fails on its inputs leaves an earlier run untouched
+    out = prepare_run(cfg, fabric, data)  # only now: a run that fails on its inputs leaves an earlier run untouched
     return fit(cfg, fabric, task, student, data, out)

@@ -76,15 +76,15 @@ class Fused:
 def fuse(points: np.ndarray, weights: np.ndarray, normaliser: float, scale: float = CONFIDENCE_SCALE) -> Fused:
     """Weighted mean of T teachers' points (T, K, 2) with weights (T,); confidence of point k is
     ``exp(-(spread_k / (scale * normaliser))^2)`` where ``spread_k`` is the weighted RMS distance of the teachers'
-    points from the fused one (one teacher: confidence 1, nothing to compare)."""
+    points from the fused one (one teacher: confidence 1, nothing to compare). One face of
+    :func:`kdmark.data.pseudo.fuse` without its robust step."""
+    from kdmark.data.pseudo import fuse as fuse_faces
+
     points = np.asarray(points, np.float64)
-    w = np.asarray(weights, np.float64).reshape(-1, 1, 1)
-    fused = (w * points).sum(axis=0) / w.sum()
-    dist = np.linalg.norm(points - fused, axis=-1)  # (T, K)
-    spread = np.sqrt((w[:, :, 0] * dist**2).sum(axis=0) / w.sum())
     norm = max(float(normaliser), 1e-9)
-    confidence = np.exp(-((spread / (scale * norm)) ** 2)) if len(points) > 1 else np.ones(len(fused))
-    return Fused(fused, confidence, dist.mean(axis=1) / norm)
+    fused, confidence = fuse_faces(points[None], weights, cauchy=None, tau=scale / np.sqrt(2), normaliser=[norm])
+    dist = np.linalg.norm(points - fused[0], axis=-1)  # (T, K)
+    return Fused(fused[0], confidence[0], dist.mean(axis=1) / norm)
 
 
 def weights_from_accuracy(nmes: list[float]) -> np.ndarray:
