@@ -9,7 +9,7 @@ from kdmark.metrics import MetricError
 from kdmark.schemes import SchemeError
 
 __all__ = ["ConfigError", "DatasetError", "MetricError", "SchemeError", "CheckpointError", "BackboneError",
-           "TrainingError", "ExportError", "DetectorError", "TeacherError", "USER_ERRORS"]
+           "TrainingError", "ExportError", "DetectorError", "TeacherError", "OutputError", "USER_ERRORS"]
 
 
 class CheckpointError(ValueError):
@@ -32,9 +32,17 @@ class DetectorError(RuntimeError):
     """No face detector available (dlib missing)."""
 
 
+class OutputError(OSError):
+    """An output kdmark refuses to write: it would replace an input, a read-only file or a hard-linked one, or
+    delete what kdmark did not write. ``str(err)`` is one line naming the file."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "output refused"
+
+
 class TeacherError(RuntimeError):
     """A teacher that cannot run here (a missing package or file); the message says what to install."""
 
 
 USER_ERRORS = (DatasetError, MetricError, SchemeError, FileNotFoundError, ConfigError, CheckpointError,
-               BackboneError, TrainingError, ExportError, DetectorError, TeacherError, IsADirectoryError)
+               BackboneError, TrainingError, ExportError, DetectorError, TeacherError, IsADirectoryError, OutputError)

@@ -93,9 +93,13 @@ def test_export_refuses_a_foreign_folder_and_replaces_its_own(site, tmp_path):
     assert (foreign / "keep.txt").read_text() == "x"
     again = tmp_path / "again"
     assert main(["export", "kdmark-68-s", "--web", str(again)]) == 0
-    (again / "stale.txt").write_text("old")
+    (again / "index.html").write_text("edited")  # a file the export wrote: replaced by the next export
     export_web("kdmark-68-s", again)
-    assert not (again / "stale.txt").exists() and (again / "index.html").is_file()
+    assert (again / "index.html").read_text() != "edited"
+    (again / "notes.txt").write_text("mine")  # a file the user added beside it: never removed (issue 27, item 2)
+    with pytest.raises(ExportError, match="did not write.*notes.txt"):
+        export_web("kdmark-68-s", again)
+    assert (again / "notes.txt").read_text() == "mine" and (again / "index.html").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
 
 

@@ -59,6 +59,16 @@ def _parity(model: LandmarkNet, path: Path, size: int, batch: int = 3) -> tuple[
     return float(err.max()), float(np.percentile(err, 99)), float(np.abs(raw - ref_raw.numpy()).max() / scale)
 
 
+def _refuse_over_model(model, outputs: dict, inputs: tuple = ()) -> None:
+    """One error line when an export would write over its own model file (``export best.ckpt --out best.ckpt``)
+    or another input (the calibration data)."""
+    from kdmark.io import refuse_overwriting_inputs
+    from kdmark.zoo import resolve
+
+    sources = [Path(i) for i in inputs] + ([] if isinstance(model, nn.Module) else [Path(resolve(str(model)))])
+    refuse_overwriting_inputs(outputs, sources)
+
+
 def export_onnx(model: LandmarkNet | str | Path, path: str | Path, opset: int = 17,
                 tolerance: float = 0.01) -> ExportResult:
     """Export a model (or checkpoint path) to ONNX and check it against PyTorch on random inputs.
@@ -66,8 +76,9 @@ def export_onnx(model: LandmarkNet | str | Path, path: str | Path, opset: int = 
     The export fails when the network's raw output differs by more than 1e-4 of its range, or when the 99th
     percentile of point differences exceeds ``tolerance`` input pixels (a heatmap with two near-equal peaks may
     legitimately flip between backends, so the single worst point is reported, not required). On failure no file
-    is left at ``path`` and an earlier file there stays untouched.
+    is left at ``path`` and an earlier file there stays untouched; ``path`` may not be the model file itself.
     """
+    _refuse_over_model(model, {"--out": path})
     if not isinstance(model, nn.Module):
         model, _ = load_checkpoint(model)
     model = model.eval()
@@ -179,10 +190,11 @@ def export_onnx_int8(model, path: str | Path, calibration: str | Path, faces: in
     from kdmark.metrics import score_samples
     from kdmark.schemes import get_scheme
 
-    if not isinstance(model, nn.Module):
-        model, _ = load_checkpoint(model)
     path = Path(path)
     int8_path = path.with_name(path.stem + ".int8.onnx")
+    _refuse_over_model(model, {"--out": path, "--out (its INT8 copy)": int8_path}, (calibration,))
+    if not isinstance(model, nn.Module):
+        model, _ = load_checkpoint(model)
     ds = read_dataset(calibration, scheme=model.card["scheme"])  # bad calibration data fails before any writing
     samples = ds.samples[:faces]
     staged = path.with_name(f".{path.name}.staged.onnx")

@@ -19,7 +19,7 @@ from kdmark.data.records import DatasetError
 from kdmark.deploy.predict import Face, Predictor, predict_video
 from kdmark.io import atomic_write, atomic_write_json
 
-__all__ = ["predict_files", "model_and_inputs", "draw_faces", "camera_index"]
+__all__ = ["predict_files", "model_and_inputs", "draw_faces", "camera_index", "drawing_path"]
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -110,7 +110,7 @@ def _image(predictor: Predictor, path: Path, boxes: dict, draw: Path | None) -> 
     given = boxes.get(str(path), boxes.get(path.name))
     faces = predictor.predict(img, given)
     if draw is not None:
-        _save_png(draw.with_name(draw.name + ".png"), draw_faces(img, faces))
+        _save_png(drawing_path(draw.parent, draw.name, path), draw_faces(img, faces))
     return [f.to_dict() for f in faces]
 
 
@@ -119,7 +119,7 @@ def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool, ca
     """(per-frame faces, whether every frame the file announces was read). The drawn video keeps the input's frame
     rate and appears only once complete (an interrupted or failed run leaves an earlier drawn video untouched)."""
     frames, writer = [], None
-    final = draw.with_name(draw.name + ".mp4") if draw is not None else None
+    final = drawing_path(draw.parent, draw.name, path) if draw is not None else None
     partial = final.with_name(f".{final.name}.partial.mp4") if final is not None else None
     stats: dict = {}
     try:
@@ -171,15 +171,16 @@ def predict_files(inputs: list[str], model: str | None = None, boxes: str | None
     see :func:`model_and_inputs`); results as JSON (``json_out``, ``-`` for stdout) or a summary, drawings in
     ``draw``. One bad input is one error line; returns the exit status (1 when any input failed)."""
     model, inputs = model_and_inputs(inputs, model)
+    draw = Path(draw) if draw else None
+    files, bad_inputs = _expand(inputs)
+    names = _unique_names(files)
+    _refuse_outputs_over_inputs(files, inputs, names, model, json_out, draw)
     predictor = Predictor(model, backend=backend, batch_size=batch_size, detector=detector,
                           detector_threshold=detector_threshold, min_face=min_face)
     box_table = _load_boxes(boxes)
-    draw = Path(draw) if draw else None
     if draw is not None:
         draw.mkdir(parents=True, exist_ok=True)
     results, failed = {}, 0
-    files, bad_inputs = _expand(inputs)
-    names = _unique_names(files)
     for path in tqdm(files, desc="predicting", unit="file", disable=not sys.stderr.isatty(), leave=False):
         key, stem = names[path]
         drawn = draw / stem if draw is not None else None
@@ -208,6 +209,30 @@ def predict_files(inputs: list[str], model: str | None = None, boxes: str | None
           + (f"; wrote {json_out}" if json_out and not to_stdout else ""),
           file=sys.stderr if to_stdout else sys.stdout)
     return 1 if failed or bad_inputs or not files else 0
+
+
+def drawing_path(draw: Path, stem: str, source: Path) -> Path:
+    """Where ``--draw`` puts the drawing of ``source``: a video's as ``STEM.mp4``, an image's as ``STEM.png``."""
+    video = source.suffix.lower() in VIDEO_EXTS or camera_index(source) is not None
+    return draw / f"{stem}{'.mp4' if video else '.png'}"
+
+
+def _refuse_outputs_over_inputs(files: list[Path], inputs: list[str], names: dict, model: str,
+                                json_out: str | None, draw: Path | None) -> None:
+    """One error line, before any work, when ``--json`` or a drawing would replace an input (or the model), or
+    ``--draw`` lies inside an input folder (drawings would be read as inputs by the next run)."""
+    from kdmark.io import refuse_overwriting_inputs
+
+    sources = [f for f in files if camera_index(f) is None] + ([Path(model)] if Path(model).is_file() else [])
+    folders = [Path(i) for i in inputs if Path(i).is_dir()]
+    refuse_overwriting_inputs({"--json": json_out}, sources)
+    if draw is not None:
+        drawings = {f"--draw ({f.name})": drawing_path(draw, names[f][1], f) for f in files}
+        refuse_overwriting_inputs({"--draw": draw, **drawings}, sources, folders)
+        if json_out and json_out != "-" and Path(json_out).resolve() in {p.resolve() for p in drawings.values()}:
+            from kdmark.errors import OutputError
+
+            raise OutputError(f"{json_out}: --json and a drawing would be the same file")
 
 
 def _summary(results: dict[str, list[dict]]) -> list[str]:

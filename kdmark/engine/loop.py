@@ -26,7 +26,7 @@ from kdmark.metrics import Metrics, score_samples
 from kdmark.models.landmark_net import LandmarkNet
 
 __all__ = ["fit", "validate", "predict_dataset", "build_optimizer", "lr_factor", "EpochShuffle", "CsvLog",
-           "to_channels_last", "WARMUP_STEPS"]
+           "to_channels_last", "WARMUP_STEPS", "pack_state"]
 
 
 class EpochShuffle(Sampler[int]):
@@ -164,7 +164,13 @@ class _Loop:
         src = resume_source(self.cfg)
         if src is None:
             return
-        ts = read_checkpoint(src)["train_state"]
+        payload = read_checkpoint(src)
+        ts = payload["train_state"]
+        if ts.get("packed"):  # pack_state: the trained weights as the saved ones plus a bf16 difference
+            ts["model"] = {k: (payload["state_dict"][k] + d.float()) if d.is_floating_point() else d
+                           for k, d in ts.pop("model_delta").items()}
+            if ts.get("ema_is_saved"):
+                ts["ema"] = payload["state_dict"]
         task_state = ts["task"]
         if ts.get("task_model"):  # the model's tensors are stored once, under "model"
             task_state = {**{f"model.{k}": v for k, v in ts["model"].items()}, **task_state}
@@ -269,6 +275,32 @@ class _Loop:
             fabric.print(_summary(row, state))
         fabric.barrier()
         return final
+
+
+def pack_state(src: str | Path, dst: str | Path) -> Path:
+    """A smaller copy of a run's state file for carrying between machines (e.g. committed by a campaign): the
+    optimiser's moments in bf16, and the trained weights as a bf16 difference from the saved (EMA) ones. Resuming
+    from it continues the run with those rounded to bf16 (3 significant digits of each moment), not bit-exactly;
+    the saved weights, step, schedule, RNG and log are kept exactly."""
+    payload = read_checkpoint(src)
+    ts = payload.get("train_state")
+    if not ts:
+        raise TrainingError(f"{src}: holds no training state to pack")
+    if ts.get("packed"):
+        raise TrainingError(f"{src}: is packed already")
+    ts = dict(ts)
+    sd = payload["state_dict"]
+    ts["model_delta"] = {k: (v - sd[k]).to(torch.bfloat16) if v.is_floating_point() else v
+                         for k, v in ts.pop("model").items()}
+    opt = dict(ts["optimizer"])
+    opt["state"] = {i: {k: v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() and k != "step"
+                        else v for k, v in st.items()} for i, st in opt["state"].items()}
+    ts["ema_is_saved"], ts["ema"] = ts.get("ema") is not None, None  # the EMA weights are the saved ones
+    ts["optimizer"], ts["packed"] = opt, True
+    payload["train_state"] = ts
+    from kdmark.io import atomic_write
+
+    return atomic_write(dst, lambda f: torch.save(payload, f))
 
 
 def to_channels_last(task: torch.nn.Module) -> torch.nn.Module:

@@ -115,8 +115,7 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
     from kdmark.runtime import read_onnx_card
 
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_export(out))):
-        raise ExportError(f"{out}: exists and is not an earlier kdmark web export; choose an empty or new folder")
+    earlier = _earlier_export(out)
     ort_files = ort_web_package(ort_web)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -150,9 +149,11 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
                          "to_landmark_box": list(TO_LANDMARK_BOX["blazeface"])},
             "one_euro": list(VIDEO_ONE_EURO), "redetect_every": 15, "ort_web_version": ORT_WEB_VERSION,
         }
+        config["files"] = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()) + [
+            "config.json"]  # the manifest: all a later export may remove
         (stage / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
+        if earlier is not None:
+            _remove_export(out, earlier)
         stage.rename(out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -160,8 +161,38 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
     return out
 
 
-def _is_export(folder: Path) -> bool:
+def _earlier_export(out: Path) -> list[str] | None:
+    """The files of an earlier export at ``out`` (its manifest), None when ``out`` is new or empty; refuses (one
+    line) a folder that holds anything an export did not write: a foreign folder, a user's file beside an export,
+    an export without a manifest, a symlink."""
+    if out.is_symlink():
+        raise ExportError(f"{out}: is a symlink; give the folder itself (kdmark writes a new folder and renames it)")
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise ExportError(f"{out}: exists and is not a folder; choose an empty or new folder")
+    present = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir() or p.is_symlink())
+    if not present:
+        return None
     try:
-        return MARKER in json.loads((folder / "config.json").read_text())
+        config = json.loads((out / "config.json").read_text())
     except (OSError, ValueError):
-        return False
+        config = None
+    files = config.get("files") if isinstance(config, dict) and config.get(MARKER) == 1 else None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ExportError(f"{out}: exists and is not an earlier kdmark web export (no manifest in its config.json); "
+                          "choose an empty or new folder")
+    foreign = [f for f in present if f not in set(files)]
+    if foreign:
+        raise ExportError(f"{out}: holds files an export did not write ({', '.join(foreign[:3])}"
+                          f"{', ...' if len(foreign) > 3 else ''}); move them, or choose another folder")
+    return present  # every file there is in the manifest (a manifest naming files elsewhere names nothing here)
+
+
+def _remove_export(out: Path, files: list[str]) -> None:
+    """Remove the files an earlier export's manifest lists, then the folders they leave empty (nothing else)."""
+    for f in files:
+        (out / f).unlink(missing_ok=True)
+    for d in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        d.rmdir()
+    out.rmdir()
