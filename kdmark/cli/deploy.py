@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kdmark.cli.args import positive
+from kdmark.cli.args import add_tta, positive
 from kdmark.errors import DatasetError
 
 __all__ = ["register"]
@@ -41,7 +41,7 @@ def predict(args: argparse.Namespace) -> int:
     return predict_files(args.inputs, model=args.model, boxes=args.boxes, json_out=args.json, draw=args.draw,
                          backend=args.backend, batch_size=args.batch_size, smooth=not args.no_smooth,
                          max_frames=args.max_frames, detector=args.detector,
-                         detector_threshold=args.detector_threshold, min_face=args.min_face)
+                         detector_threshold=args.detector_threshold, min_face=args.min_face, tta=args.tta)
 
 
 def register(verbs) -> None:
@@ -82,4 +82,5 @@ def register(verbs) -> None:
                    help="keep faces whose detection score is at least this (default: the detector's own, 0.5 for "
                         "BlazeFace, 0 for dlib; JSON 'detector_score')")
     p.add_argument("--min-face", type=float, default=0.0, help="ignore detected faces smaller than this (pixels)")
+    add_tta(p)
     p.set_defaults(func=predict)

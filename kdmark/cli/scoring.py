@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kdmark.cli.args import positive
+from kdmark.cli.args import add_tta, positive
 from kdmark.errors import DatasetError
 
 __all__ = ["register"]
@@ -16,7 +16,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
     res = evaluate_job(args.checkpoint, args.data, split=args.split, out_dir=args.out, normaliser=args.normaliser,
                        threshold=args.threshold, batch_size=args.batch_size, data_format=args.format,
-                       progress=sys.stderr.isatty(), heldout=args.heldout)
+                       progress=sys.stderr.isatty(), heldout=args.heldout, tta=args.tta)
     print(f"{args.data}: {res.metrics}")
     for tag, m in res.subsets.items():
         print(f"  {tag:<14} {m}")
@@ -46,7 +46,8 @@ def bench(args: argparse.Namespace) -> int:
         raise DatasetError("--runs" if args.runs < 1 else "--max-faces", "must be at least 1")
     vs = tuple(v.strip() for v in args.vs.split(",") if v.strip()) if args.vs else ()  # bench checks the names
     report = bench_job(args.model, data=args.data, split=args.split, vs=vs, runs=args.runs,
-                       max_faces=args.max_faces, int8=not args.no_int8, heldout=args.heldout, detector=args.detector)
+                       max_faces=args.max_faces, int8=not args.no_int8, heldout=args.heldout, detector=args.detector,
+                       tta=args.tta)
     for line in report.lines():
         print(line)
     if args.json:
@@ -67,6 +68,7 @@ def register(verbs) -> None:
     p.add_argument("--heldout", type=float, default=None, metavar="FRACTION",
                    help="score only the faces kdmark's fixed split holds out for validation (e.g. 0.1)")
     p.add_argument("--out", default=None, help="output folder (default: beside the checkpoint)")
+    add_tta(p)
     p.set_defaults(func=evaluate)
 
     p = verbs.add_parser("models", help="the trained models shipped with kdmark: NME, size, latency, card")
@@ -88,4 +90,5 @@ def register(verbs) -> None:
                    help="score on the faces kdmark's fixed split holds out for validation (e.g. 0.1)")
     p.add_argument("--no-int8", action="store_true", help="skip the INT8 model (quantisation takes a while)")
     p.add_argument("--json", default=None, help="also write the figures as JSON")
+    add_tta(p)
     p.set_defaults(func=bench)

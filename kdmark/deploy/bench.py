@@ -145,14 +145,15 @@ def _matched(samples: list[Sample], detector: str) -> dict[int, object]:
 
 def bench(model_path: str | Path, data: str | Path | None = None, split: str | None = None, vs_dlib: bool = False,
           runs: int = 30, max_faces: int = 200, int8: bool = True, workdir: str | Path | None = None,
-          heldout: float | None = None, vs: tuple[str, ...] = (), detector: str = "blazeface") -> BenchReport:
+          heldout: float | None = None, vs: tuple[str, ...] = (), detector: str = "blazeface",
+          tta: str = "none") -> BenchReport:
     """Measure a checkpoint (see :func:`_bench`); the exported files go to ``workdir``, or to a temporary folder
-    that is removed afterwards."""
+    that is removed afterwards. ``tta="flip"``: accuracy and latency with the mirrored face averaged in."""
     import shutil
 
     work = Path(workdir or tempfile.mkdtemp(prefix="kdmark-bench-"))
     try:
-        return _bench(model_path, data, split, vs_dlib, runs, max_faces, int8, work, heldout, vs, detector)
+        return _bench(model_path, data, split, vs_dlib, runs, max_faces, int8, work, heldout, vs, detector, tta)
     finally:
         if workdir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -160,13 +161,13 @@ def bench(model_path: str | Path, data: str | Path | None = None, split: str | N
 
 def _bench(model_path: str | Path, data: str | Path | None, split: str | None, vs_dlib: bool, runs: int,
            max_faces: int, int8: bool, work: Path, heldout: float | None, vs: tuple[str, ...],
-           detector: str = "blazeface") -> BenchReport:
+           detector: str = "blazeface", tta: str = "none") -> BenchReport:
     """Measure a checkpoint: params, MACs, sizes, latency p50/p90 (batch 1, one thread and all threads) for
     PyTorch eager, ONNX Runtime FP32 and INT8; accuracy per backend on ``data`` (or, with ``heldout``, on the
     faces kdmark's fixed validation split holds out of it); and dlib alongside."""
     from kdmark.data.transforms import apply_affine
     from kdmark.metrics import score_samples
-    from kdmark.schemes import get_scheme
+    from kdmark.schemes import get_scheme, with_tta
     from kdmark.zoo import resolve
 
     vs = tuple(dict.fromkeys((*vs, "dlib") if vs_dlib else vs))
@@ -199,21 +200,24 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
         if not samples:
             notes.append("INT8 calibrated on random inputs (give --data for real faces): its accuracy is unknown")
     x1 = torch.from_numpy(crops[:1].astype(np.float32))
+    with_flip = "" if tta == "none" else f"+{tta}"  # every figure's name says when it was measured with TTA
     sessions = {"onnx-fp32": fp32} | ({"onnx-int8": int8_path} if int8_path else {})
     all_threads = os.cpu_count() or 1
     for threads in sorted({1, all_threads}):
         torch.set_num_threads(threads)
         if not onnx_only:
-            report.latency[f"torch-eager {threads}t"] = latency_ms(lambda x: model.predict(x), x1, runs)
+            run = with_tta(model.predict, tta, scheme)
+            report.latency[f"torch-eager{with_flip} {threads}t"] = latency_ms(run, x1, runs)
         for name, path in sessions.items():
-            sess = onnx_session(path, threads)
-            report.latency[f"{name} {threads}t"] = latency_ms(lambda x, s=sess: s.run(None, {"image": x}),
-                                                              x1.numpy(), runs)
+            run = with_tta(_session_run(onnx_session(path, threads)), tta, scheme)
+            report.latency[f"{name}{with_flip} {threads}t"] = latency_ms(run, x1.numpy(), runs)
     torch.set_num_threads(all_threads)
     if samples:
-        preds = {} if onnx_only else {"torch": model.predict(torch.from_numpy(crops.astype(np.float32)))[0].numpy()}
+        batch = crops.astype(np.float32)
+        preds = {} if onnx_only else {f"torch{with_flip}": with_tta(model.predict, tta, scheme)(
+            torch.from_numpy(batch))[0].numpy()}
         for name, path in sessions.items():
-            preds[name] = onnx_session(path).run(None, {"image": crops.astype(np.float32)})[0]
+            preds[f"{name}{with_flip}"] = with_tta(_session_run(onnx_session(path)), tta, scheme)(batch)[0]
         for name, pts in preds.items():
             img_pts = np.stack([apply_affine(p.astype(np.float64), m) for p, m in zip(pts, back)])
             m, _, _ = score_samples(samples, img_pts, scheme, ds.normaliser)
@@ -223,6 +227,11 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
     if "mediapipe" in vs:
         _bench_mediapipe(report, samples, boxes, scheme, ds.normaliser if samples else None, runs)
     return report
+
+
+def _session_run(session):
+    """An onnxruntime session as a run function: crops -> (points, scores)."""
+    return lambda x: tuple(session.run(["points", "scores"], {"image": x}))
 
 
 def _bench_mediapipe(report: BenchReport, samples: list[Sample], boxes: list[np.ndarray], scheme, normaliser,

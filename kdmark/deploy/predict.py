@@ -142,12 +142,16 @@ class Predictor:
         detector_threshold: keep detections scoring at least this (None: the detector's own cut-off, 0.5 for
             BlazeFace's probability, 0 for dlib's margin).
         min_face: ignore detected faces whose box is smaller than this many pixels.
+        tta: test-time augmentation, "none" or "flip" (the mirrored crop too, averaged; twice the network time).
     """
 
     def __init__(self, model=zoo.DEFAULT, backend: str = "auto", threads: int | None = None,
                  margin: float | None = None, batch_size: int = 32, detector=None,
-                 detector_threshold: float | None = None, min_face: float = 0.0):
+                 detector_threshold: float | None = None, min_face: float = 0.0, tta: str = "none"):
+        from kdmark.schemes import get_scheme, with_tta
+
         self.run, self.card = _load(model, backend, threads)
+        self.run = with_tta(self.run, tta, get_scheme(self.card["scheme"]))
         self.detector = make_detector(detector, detector_threshold, min_face)
         crop = self.card.get("crop", {})
         self.margin = margin if margin is not None else crop.get("margin", 0.15)

@@ -331,15 +331,20 @@ def _summary(row: dict, state: dict) -> str:
 
 @torch.no_grad()
 def predict_dataset(model: LandmarkNet, dataset: LandmarkDataset, batch_size: int = 32, num_workers: int = 0,
-                    progress: bool = False, device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``model`` over every face of ``dataset``: (N, K, 2) points in original image pixels, (N, K) scores."""
+                    progress: bool = False, device: torch.device | str | None = None,
+                    tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
+    """Run ``model`` over every face of ``dataset`` (with test-time augmentation ``tta``, see
+    ``kdmark.schemes.with_tta``): (N, K, 2) points in original image pixels, (N, K) scores."""
+    from kdmark.schemes import with_tta
+
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     points, scores = [], []
+    run = with_tta(model.predict, tta, dataset.scheme)
     for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress, leave=False):
-        pts, sc = model.predict(batch["image"].to(device))
+        pts, sc = run(batch["image"].to(device))
         to_image = batch["to_image"].numpy()
         pts = pts.double().cpu().numpy()
         points.extend(apply_affine(p, m) for p, m in zip(pts, to_image, strict=False))

@@ -43,12 +43,13 @@ def _per_image_csv(samples: list[Sample], per_image: np.ndarray, scores: np.ndar
 def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = None, out_dir: str | Path | None = None,
              normaliser: str | None = None, threshold: float | None = None, batch_size: int = 32,
              use_box: bool | None = None, worst: int = 16, data_format: str = "auto",
-             progress: bool = True, heldout: float | None = None) -> EvalResult:
+             progress: bool = True, heldout: float | None = None, tta: str = "none") -> EvalResult:
     """Score a checkpoint on a dataset and write ``metrics.json``, ``per_image.csv``, ``ced.png``, ``worst.png``.
 
     The dataset must use the checkpoint's landmark scheme; the crop follows the training config (landmark box
     with the same margin, or the face box) unless ``use_box`` says otherwise. ``heldout`` scores only the faces
-    kdmark's fixed validation split holds out (e.g. 0.1, as in training).
+    kdmark's fixed validation split holds out (e.g. 0.1, as in training). ``tta="flip"`` averages each face with
+    its mirror image (``kdmark.schemes.with_tta``).
     """
     from kdmark.data import read_dataset
 
@@ -60,13 +61,13 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = None,
         samples = split_by_photo(ds, heldout)[1]
     out = Path(out_dir) if out_dir else Path(checkpoint).parent / f"eval-{Path(data).name}"
     return evaluate_samples(checkpoint, samples, out, normaliser or ds.normaliser, threshold, batch_size,
-                            use_box, worst, progress, source=f"{data}" + (f" ({split})" if split else ""))
+                            use_box, worst, progress, source=f"{data}" + (f" ({split})" if split else ""), tta=tta)
 
 
 def evaluate_samples(checkpoint: str | Path, samples: list[Sample], out_dir: str | Path,
                      normaliser: str | None = None, threshold: float | None = None, batch_size: int = 32,
                      use_box: bool | None = None, worst: int = 16, progress: bool = False,
-                     source: str = "") -> EvalResult:
+                     source: str = "", tta: str = "none") -> EvalResult:
     """:func:`evaluate` on a list of samples (e.g. a run's fixed validation split)."""
     from kdmark.data.records import DatasetError
 
@@ -81,11 +82,11 @@ def evaluate_samples(checkpoint: str | Path, samples: list[Sample], out_dir: str
     box = data_cfg.get("use_box", False) if use_box is None else use_box
     lds = LandmarkDataset(samples, scheme, model.codec, card["input_size"], None, data_cfg.get("margin", 0.15), box,
                           cache=False)
-    pred, scores = predict_dataset(model, lds, batch_size, progress=progress)
+    pred, scores = predict_dataset(model, lds, batch_size, progress=progress, tta=tta)
     overall, per_image, subsets = score_samples(samples, pred, scheme, normaliser, threshold)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"checkpoint": str(checkpoint), "data": source, **overall.to_dict(),
+    report = {"checkpoint": str(checkpoint), "data": source, "tta": tta, **overall.to_dict(),
               "subsets": {k: v.to_dict() for k, v in subsets.items()}}
     files = [atomic_write_json(out / "metrics.json", report),
              atomic_write_text(out / "per_image.csv", _per_image_csv(samples, per_image, scores)),
