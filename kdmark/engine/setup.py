@@ -117,41 +117,52 @@ def build_data(cfg: TrainConfig, codec) -> Data:
 
 
 def extra_samples(d, scheme) -> list:
-    """The faces of ``data.extra``: each folder's points weighted by its ``weight`` times their confidence."""
-    import dataclasses
-
-    from kdmark.data import read_dataset
-    from kdmark.data.labels import read_confidences
-    from kdmark.data.pseudo import is_pseudo_folder, pseudo_samples
+    """The faces of ``data.extra``: each folder's points weighted by its ``weight`` times their confidence (a
+    ``kdmark data label`` folder's recorded confidences, or a pseudo-label folder's fused teachers' agreement)."""
+    from kdmark.data.pseudo import is_pseudo_folder
 
     out = []
     for extra in d.extra:
-        if is_pseudo_folder(extra.root):
-            if scheme.num_points != 68:
-                raise DatasetError(extra.root, f"pseudo-labels are 68-point; this run's scheme is {scheme.name}")
-            if not extra.images:
-                raise DatasetError(extra.root, "a pseudo-label folder needs images: (the photos' folder)")
-            samples, counts = pseudo_samples(extra.root, extra.images, extra.teachers, extra.fusion, extra.cauchy,
-                                             extra.tau, extra.min_confidence, extra.weight)
-            print(f"kdmark: {extra.root}: {counts['kept']} of {counts['faces']} faces from {counts['photos']} "
-                  f"photos ({', '.join(counts['teachers'])} fused per point, fusion={extra.fusion}; "
-                  f"{counts['dropped']} left out, mean confidence {counts['mean_confidence']:.2f})")
-            if extra.limit and extra.limit < len(samples):
-                samples = [samples[int(i * len(samples) / extra.limit)] for i in range(extra.limit)]
-            out += samples
-            continue
-        ds = read_dataset(extra.root, split=extra.split, scheme=scheme, skip_bad=d.skip_bad)
-        samples = ds.samples
+        samples = _pseudo_faces(extra, scheme) if is_pseudo_folder(extra.root) else _labelled_faces(extra, scheme,
+                                                                                                    d.skip_bad)
         if extra.limit and extra.limit < len(samples):  # evenly spread: every sub-folder keeps its share
             samples = [samples[int(i * len(samples) / extra.limit)] for i in range(extra.limit)]
         if not samples:
             raise DatasetError(extra.root, "no faces in this data.extra folder")
-        conf = read_confidences(extra.root)
-        root = Path(extra.root)
-        for s in samples:
-            c = conf.get(Path(s.source).relative_to(root).as_posix()) if s.source.startswith(str(root)) else None
-            w = extra.weight * (c if c is not None and len(c) == s.num_points else np.ones(s.num_points))
-            out.append(dataclasses.replace(s, weights=w, subsets=s.subsets + ("extra",)))
+        out += samples
+    return out
+
+
+def _pseudo_faces(extra, scheme) -> list:
+    """A pseudo-label folder's faces (one TEACHER.jsonl per teacher), fused per landmark (``kdmark.data.pseudo``)."""
+    from kdmark.data.pseudo import pseudo_samples
+
+    if scheme.num_points != 68:
+        raise DatasetError(extra.root, f"pseudo-labels are 68-point; this run's scheme is {scheme.name}")
+    if not extra.images:
+        raise DatasetError(extra.root, "a pseudo-label folder needs images: (the photos' folder)")
+    samples, counts = pseudo_samples(extra.root, extra.images, extra.teachers, extra.fusion, extra.cauchy,
+                                     extra.tau, extra.min_confidence, extra.weight)
+    print(f"kdmark: {extra.root}: {counts['kept']} of {counts['faces']} faces from {counts['photos']} photos "
+          f"({', '.join(counts['teachers'])} fused per point, fusion={extra.fusion}; {counts['dropped']} left out, "
+          f"mean confidence {counts['mean_confidence']:.2f})")
+    return samples
+
+
+def _labelled_faces(extra, scheme, skip_bad: bool) -> list:
+    """A dataset folder's faces (e.g. ``kdmark data label``'s), weighted by its ``labels*.jsonl`` confidences."""
+    import dataclasses
+
+    from kdmark.data import read_dataset
+    from kdmark.data.labels import read_confidences
+
+    conf = read_confidences(extra.root)
+    root = Path(extra.root)
+    out = []
+    for s in read_dataset(extra.root, split=extra.split, scheme=scheme, skip_bad=skip_bad).samples:
+        c = conf.get(Path(s.source).relative_to(root).as_posix()) if s.source.startswith(str(root)) else None
+        w = extra.weight * (c if c is not None and len(c) == s.num_points else np.ones(s.num_points))
+        out.append(dataclasses.replace(s, weights=w, subsets=s.subsets + ("extra",)))
     return out
 
 
@@ -232,8 +243,20 @@ def make_fabric(cfg: TrainConfig):
     cfg = resolve_auto(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
-                    num_nodes=cfg.num_nodes, precision=cfg.precision)
+    import logging
+
+    import lightning_utilities.core.rank_zero as rank_zero
+
+    # Lightning announces mixed precision on stderr ("Using bfloat16 Automatic Mixed Precision"); the resolved
+    # precision is in the run's config.yaml, and stderr is kept for kdmark's one-line errors
+    quiet = rank_zero.log  # the logger Lightning's rank_zero_info writes to (whichever Lightning package set it)
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+                        num_nodes=cfg.num_nodes, precision=cfg.precision)
+    finally:
+        quiet.setLevel(level)
     fabric.launch()
     fabric.seed_everything(cfg.seed, verbose=False)
     return fabric, cfg
