@@ -7,19 +7,13 @@ import shutil
 
 import pytest
 import torch
+from test_train import TINY
+from test_train import tiny_cfg as cfg
 
 from kdmark.checkpoint import read_checkpoint
 from kdmark.cli import main
-from kdmark.config import TrainConfig, load_config
 from kdmark.errors import TrainingError
 from kdmark.jobs.train import train
-
-TINY = ["model.backbone=mobilenetv2_050", "model.head_channels=16", "data.input_size=64", "batch_size=8",
-        "data.max_samples=24", "data.num_workers=0", "progress=false", "optim.warmup_epochs=0"]
-
-
-def cfg(root, out, *extra):
-    return load_config(TrainConfig, None, [f"data.root={root}", f"out_dir={out}", *TINY, *extra])
 
 
 @pytest.fixture(scope="module")
