@@ -335,14 +335,14 @@ def predict_dataset(model: LandmarkNet, dataset: LandmarkDataset, batch_size: in
                     tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
     """Run ``model`` over every face of ``dataset`` (with test-time augmentation ``tta``, see
     ``kdmark.schemes.with_tta``): (N, K, 2) points in original image pixels, (N, K) scores."""
-    from kdmark.schemes import with_tta
+    from kdmark.schemes import get_scheme, with_tta
 
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     points, scores = [], []
-    run = with_tta(model.predict, tta, dataset.scheme)
+    run = with_tta(model.predict, tta, get_scheme(model.card["scheme"]))  # dataset may be a Subset (DDP validation)
     for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress, leave=False):
         pts, sc = run(batch["image"].to(device))
         to_image = batch["to_image"].numpy()
