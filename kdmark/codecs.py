@@ -64,12 +64,27 @@ class HeatmapCodec:
         uv, scores = decode_heatmaps(output["heatmaps"])
         return (uv + 0.5) * self.stride - 0.5, scores
 
+    def render(self, points: np.ndarray, sigma: np.ndarray, peak: np.ndarray) -> np.ndarray:
+        """(K, H, W) heatmaps with one Gaussian per point of its own spread ``sigma`` (input pixels; NaN: the
+        codec's) and height ``peak``: a teacher's heatmaps summarised by its points, spreads and peaks (see
+        ``decode_heatmaps(spread=True)``), rendered again after the crop moved."""
+        uv = (np.asarray(points, np.float32) + 0.5) / self.stride - 0.5
+        s = np.asarray(sigma, np.float32) / self.stride
+        s = np.where(np.isfinite(s), np.clip(s, 0.5 * self.sigma, 3.0 * self.sigma), self.sigma)[:, None]
+        grid = np.arange(self.size, dtype=np.float32)
+        gx = np.exp(-((grid[None, :] - uv[:, :1]) ** 2) / (2 * s**2))
+        gy = np.exp(-((grid[None, :] - uv[:, 1:]) ** 2) / (2 * s**2))
+        return (gy[:, :, None] * gx[:, None, :]) * np.asarray(peak, np.float32)[:, None, None]
+
     def card(self) -> dict:
         return {"kind": self.kind, "input_size": self.input_size, "stride": self.stride, "sigma": self.sigma}
 
 
-def decode_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, K, H, W) heatmaps -> (B, K, 2) sub-pixel (u, v) in heatmap pixels and (B, K) peak values."""
+def decode_heatmaps(heatmaps: torch.Tensor, spread: bool = False) -> tuple[torch.Tensor, ...]:
+    """(B, K, H, W) heatmaps -> (B, K, 2) sub-pixel (u, v) in heatmap pixels and (B, K) peak values; with
+    ``spread`` also (B, K) the Gaussian width of each peak in heatmap pixels, ``sqrt(-2 / (d2x + d2y))`` of the
+    log-heatmap, NaN where the peak is not concave, and (B, K) the height of the fitted Gaussian at its sub-pixel
+    centre (the grid peak times ``exp(g . offset / 2)``): both exact for a Gaussian."""
     k, h, w = heatmaps.shape[1:]  # the batch size stays symbolic (-1) so ONNX export keeps a dynamic batch axis
     flat = heatmaps.reshape(-1, k, h * w)
     scores, idx = flat.max(dim=-1)
@@ -92,6 +107,11 @@ def decode_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     off_u = torch.where(newton, -(dyy * dx - dxy * dy) / safe, 0.25 * torch.sign(dx))
     off_v = torch.where(newton, -(dxx * dy - dxy * dx) / safe, 0.25 * torch.sign(dy))
     uv = torch.stack([u + off_u.clamp(-1, 1), v + off_v.clamp(-1, 1)], dim=-1)
+    if spread:
+        curvature = dxx + dyy
+        width = torch.where(curvature < 0, torch.sqrt(-2.0 / curvature.clamp(max=-1e-12)), float("nan"))
+        height = scores * torch.exp(0.5 * (dx * off_u + dy * off_v)).where(newton, torch.ones_like(scores))
+        return uv, scores, width, height
     return uv, scores
 
 

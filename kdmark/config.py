@@ -228,6 +228,9 @@ class KDConfig:
     teacher: int = 0  # the teacher for the feature and heatmap terms
     warmup_epochs: float = 0.0  # ramp every distillation weight linearly from 0 over these epochs
     decay: Literal["none", "linear", "cosine"] = "none"  # then fade every distillation weight to 0 by the last epoch
+    # run each teacher once per face before training (unaugmented crop) and move its points, spreads and peaks with
+    # every augmentation: a distillation step then costs a supervised one (points and heatmaps only, no features)
+    cached: bool = False
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from kdmark.data.records import Dataset, Sample
 from kdmark.data.transforms import apply_affine, crop_matrix, face_square, invert_affine, warp_image
 from kdmark.schemes import LandmarkScheme
 
-__all__ = ["split_by_photo", "photo_id", "Augment", "LandmarkDataset", "CACHE_FACTOR", "CONTEXT"]
+__all__ = ["split_by_photo", "photo_id", "Augment", "LandmarkDataset", "TeacherTargets", "affine_scale", "CACHE_FACTOR",
+           "CONTEXT"]
 
 cv2.setNumThreads(1)  # one OpenCV thread per loader process: the cores belong to the training step
 
@@ -104,12 +105,42 @@ class Augment:
         return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class TeacherTargets:
+    """One teacher's answer for every face of a dataset, in original-image pixels."""
+
+    points: np.ndarray  # (N, K, 2)
+    sigma: np.ndarray  # (N, K) Gaussian width of its heatmap peak (NaN: none, e.g. a regression or black-box teacher)
+    peak: np.ndarray  # (N, K) height of its heatmap's peak (its per-point confidence)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+def affine_scale(affine: np.ndarray) -> np.ndarray:
+    """Length scale of 2x3 affines (..., 2, 3): sqrt |det| of their linear part."""
+    a = np.asarray(affine, np.float64)
+    return np.sqrt(np.abs(a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]))
+
+
+def moved_targets(targets: TeacherTargets, i: int, full: np.ndarray, order: list[int] | None):
+    """Face ``i``'s teacher points (student input pixels), spreads and peaks after the affine ``full`` (original
+    image -> network input) and, when it flips, the scheme's flip ``order``."""
+    pts = apply_affine(targets.points[i], full)
+    sigma, peak = targets.sigma[i] * affine_scale(full), targets.peak[i]
+    if order is not None:
+        pts, sigma, peak = pts[order], sigma[order], peak[order]
+    return pts, sigma, peak
+
+
 class LandmarkDataset(TorchDataset):
     """Torch dataset of face crops with codec targets.
 
     Each item is a dict: ``image`` (3, S, S) float in [0, 1]; ``points`` (K, 2) in crop pixels; ``visible`` (K,);
     ``to_image`` (2, 3) affine from crop pixels back to original image pixels; ``index``; and the codec's targets
-    (``coords`` / ``heatmaps`` / ``weights``).
+    (``coords`` / ``heatmaps`` / ``weights``). With ``teacher_targets`` (``kd.cached``), teacher ``t``'s answer
+    moved with the same augmentation: ``kd{t}_points`` (K, 2) in crop pixels, ``kd{t}_scores`` (K,) and, for a
+    heatmap codec, ``kd{t}_heatmaps`` rendered from its points, spreads and peaks.
     """
 
     def __init__(self, samples: list[Sample], scheme: LandmarkScheme, codec, input_size: int,
@@ -119,6 +150,7 @@ class LandmarkDataset(TorchDataset):
         self.augment, self.margin, self.use_box, self.cache, self.seed = augment, margin, use_box, cache, seed
         self.epoch = 0
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.teacher_targets: list[TeacherTargets] = []
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -186,8 +218,8 @@ class LandmarkDataset(TorchDataset):
         full = _compose(m, to_crop)  # original image -> network input
         points, visible = apply_affine(s.points, full), s.visible.copy()
         weights = visible.astype(np.float32) if s.weights is None else (visible * s.weights).astype(np.float32)
+        order = list(self.scheme.flip) if flip else None
         if flip:
-            order = list(self.scheme.flip)
             points, visible, weights = points[order], visible[order], weights[order]
         if rng is not None:
             image = self.augment.photometric(image, rng)
@@ -200,6 +232,13 @@ class LandmarkDataset(TorchDataset):
             item[key] = torch.from_numpy(np.ascontiguousarray(value))
         if s.weights is not None:  # per-point loss weights (pseudo-labels); the codec's are 0/1 visibility
             item["weights"] = torch.from_numpy(weights)
+        render = getattr(getattr(self.codec, "heatmap", self.codec), "render", None)
+        for t, targets in enumerate(self.teacher_targets):
+            pts, sigma, peak = moved_targets(targets, i, full, order)
+            item[f"kd{t}_points"] = torch.from_numpy(pts.astype(np.float32))
+            item[f"kd{t}_scores"] = torch.from_numpy(np.ascontiguousarray(peak, np.float32))
+            if render is not None:
+                item[f"kd{t}_heatmaps"] = torch.from_numpy(render(pts, sigma, peak))
         return item
 
 

@@ -125,6 +125,23 @@ class DistillTask(SupervisedTask):
         self.kd_weights = [float(w) for _, w, _ in kd]
         self.kd = nn.ModuleList(m for _, _, m in kd)  # adapters train with the student
         self.w_sup = w_sup
+        self.cached = 0  # > 0: that many teachers' answers come in the batch (kd.cached; engine.teacher_cache)
+
+    def use_cached_teachers(self, n: int) -> None:
+        """Read the teachers' answers from the batch (``kd{t}_points`` / ``_scores`` / ``_heatmaps``, made once per
+        face and moved with each augmentation) instead of running them; the teachers are let go."""
+        self.cached, self.teachers = n, []
+
+    def _cached_outputs(self, batch: dict) -> list[dict]:
+        size = batch["image"].shape[-1]
+        outs = []
+        for t in range(self.cached):
+            out = {"points": batch[f"kd{t}_points"], "coords": (batch[f"kd{t}_points"] + 0.5) / size,
+                   "scores": batch[f"kd{t}_scores"]}
+            if f"kd{t}_heatmaps" in batch:
+                out["heatmaps"] = batch[f"kd{t}_heatmaps"]
+            outs.append(out)
+        return outs
 
     def set_epoch(self, epoch: float) -> None:
         """Called by the training loop: distillation weights ramp from 0 to full over ``warmup_epochs``, so the
@@ -146,7 +163,8 @@ class DistillTask(SupervisedTask):
         result = {**sup, "loss": self.w_sup * sup["loss"], "loss_supervised": sup["loss"]}
         active = [i for i, w in enumerate(self.kd_weights) if w != 0 and self.kd_scale != 0]
         if active:
-            teacher_outs = [t(batch["image"]) for t in self.teachers]
+            teacher_outs = (self._cached_outputs(batch) if self.cached
+                            else [t(batch["image"]) for t in self.teachers])
             for i in active:
                 term = self.kd[i](output, teacher_outs, batch)
                 result[f"loss_kd_{self.kd_names[i]}"] = term

@@ -13,6 +13,7 @@ from kdmark.data.records import DatasetError
 from kdmark.engine.loop import fit
 from kdmark.engine.setup import Data, RunResult, cache_faces, prepare, prepare_run, readable_samples
 from kdmark.engine.tasks import DistillTask, Teacher, build_task, supervised_losses
+from kdmark.engine.teacher_cache import cache_teachers
 from kdmark.errors import TrainingError
 from kdmark.kd_losses import FeatureAlignedKD, FeatureSimilarityKD, HeatmapKD, KDLoss, PooledFeatureKD
 from kdmark.models.landmark_net import LandmarkNet
@@ -94,6 +95,9 @@ def build_kd_terms(cfg: DistillConfig, student: LandmarkNet, teachers: list[Teac
     for term in ("pooled_feature", "feature_aligned", "feature_similarity"):
         if getattr(k, term):
             _black_box(teacher, term)
+            if k.cached:
+                raise TrainingError(f"kd.cached=true keeps the teachers' points and heatmaps, not their features: "
+                                    f"kd.{term} needs the teacher at every step; set kd.cached=false")
     if k.pooled_feature:
         t_ch = _channels(teacher.model, "features", teacher.size)[-1]
         s_ch = student.backbone.channels[-1]
@@ -131,5 +135,7 @@ def distill(cfg: DistillConfig) -> RunResult:
                        cfg.kd.decay, cfg.epochs, **supervised_losses(cfg))
     task.to_teachers(fabric.device)
     cache_faces(cfg, data, fabric)
+    if cfg.kd.cached and teachers:
+        cache_teachers(task, data, fabric, progress=cfg.progress and fabric.is_global_zero)
     out = prepare_run(cfg, fabric, data)  # only now: a run that fails on its inputs leaves an earlier run untouched
     return fit(cfg, fabric, task, student, data, out)
