@@ -152,3 +152,189 @@ def test_item7_predict_json_keeps_the_mode_of_its_output(photos, tmp_path):
     out.chmod(0o600)
     assert main(["predict", str(photos / "group2.jpg"), "--json", str(out)]) == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o600 and "group2.jpg" in json.loads(out.read_text())
+
+
+# --- item 9: boxes; item 10: what Predictor.predict accepts --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from kdmark import Predictor
+
+    return Predictor()
+
+
+@pytest.fixture(scope="module")
+def group(shared_data):
+    from kdmark.data.images import load_image
+
+    img = load_image(shared_data / "photos" / "afw_1130084326.jpg")
+    return cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2))
+
+
+@pytest.mark.parametrize("box, problem", [
+    ([5000, 5000, 5100, 5100], "outside the"),
+    ([-300, -300, -100, -100], "outside the"),
+    ([0, 0, 1e300, 1e300], "more than 4 times"),
+    ([float("nan"), 10, 50, 50], "not finite"),
+    ([50, 50, 10, 10], "zero or negative size"),
+    (["a", 1, 2, 3], "must be numbers"),
+    ([[1, 2, 3]], "not an array of shape"),
+])
+def test_item9_a_bad_box_is_one_line(predictor, group, box, problem):
+    from kdmark.errors import DatasetError
+
+    with pytest.raises(DatasetError, match=problem) as err:
+        predictor.predict(group, boxes=[box] if np.ndim(box) == 1 else box)
+    assert "\n" not in str(err.value)
+
+
+def test_item9_a_box_over_the_edge_still_works(predictor, group):
+    h, w = group.shape[:2]
+    faces = predictor.predict(group, boxes=[[w - 60, h - 60, w + 40, h + 40]])
+    assert len(faces) == 1 and np.isfinite(faces[0].landmarks).all()
+
+
+def test_item9_cli_box_off_the_image_is_one_line(photos, tmp_path, capsys):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"group.png": [[5000, 5000, 5100, 5100]]}))
+    assert main(["predict", str(photos / "group.png"), "--boxes", str(boxes)]) == 1  # an input failed
+    err = capsys.readouterr().err.strip()
+    assert "group.png: box 0 [5000, 5000, 5100, 5100]: outside the 512 x 384 image" in err and "\n" not in err
+
+
+def test_item10_every_unambiguous_array_gives_the_uint8_answer(predictor, group):
+    from PIL import Image
+
+    want = predictor.predict(group)
+    assert len(want) == 3
+    grey = group.mean(axis=2).round().astype(np.uint8)
+    grey_faces = len(predictor.predict(np.repeat(grey[:, :, None], 3, axis=2)))
+    inputs = {
+        "float01": group / 255.0, "float255": group.astype(np.float32), "uint16": group.astype(np.uint16) * 257,
+        "int64": group.astype(np.int64), "rgba": np.dstack([group, np.full(group.shape[:2], 255, np.uint8)]),
+        "pil": Image.fromarray(group), "bgr": np.ascontiguousarray(group[:, :, ::-1]),
+    }
+    for name, image in inputs.items():
+        got = predictor.predict(image, bgr=name == "bgr")
+        assert len(got) == 3, name
+        for a, b in zip(got, want):
+            assert np.abs(a.landmarks - b.landmarks).max() < 0.01, name
+    assert len(predictor.predict(grey)) == grey_faces
+    assert len(predictor.predict(grey[:, :, None])) == grey_faces
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(group[:, :, ::-1]))
+    assert len(predictor.predict(png.tobytes())) == 3
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda g: g > 128, "not pixel values"),
+    (lambda g: g.transpose(2, 0, 1).copy(), "channels first"),
+    (lambda g: np.zeros((0, 0, 3), np.uint8), "empty image"),
+    (lambda g: np.full((20, 20, 3), np.nan), "NaN"),
+    (lambda g: g.astype(np.int64) * 300, "outside 0..255"),
+    (lambda g: g.astype(np.float32) * 3, "neither in"),
+    (lambda g: g[:, :, :2], "not an image shape"),
+    (lambda g: b"not an image", "not a readable image"),
+    (lambda g: [[1, 2], [3, 4]], "expected an RGB image"),
+])
+def test_item10_ambiguous_input_is_one_line(predictor, group, make, problem):
+    from kdmark.errors import DatasetError
+
+    with pytest.raises(DatasetError, match=problem) as err:
+        predictor.predict(make(group))
+    assert "\n" not in str(err.value)
+
+
+def test_item10_batch_size_must_be_positive():
+    from kdmark import Predictor
+    from kdmark.errors import ConfigError
+
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+            Predictor(batch_size=bad)
+
+
+def test_predict_many_equals_one_by_one(predictor, group):
+    small = cv2.resize(group, (group.shape[1] // 2, group.shape[0] // 2))
+    many = predictor.predict_many([group, small, group[:40, :40]])
+    assert [len(f) for f in many] == [len(predictor.predict(group)), len(predictor.predict(small)), 0]
+    for a, b in zip(many[0], predictor.predict(group)):
+        assert np.abs(a.landmarks - b.landmarks).max() < 1e-3 and a.detector_score == b.detector_score
+
+
+# --- item 13: numbers that are not numbers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--detector-threshold", "nan"], "must be a finite number"),
+    (["--min-face", "nan"], "--min-face: must be a finite number"),
+    (["--min-face", "-3"], "must be a finite number >= 0"),
+])
+def test_item13_predict_numbers_must_be_finite(photos, capsys, argv, problem):
+    with pytest.raises(SystemExit) as code:
+        main(["predict", str(photos / "group.png"), *argv])
+    assert code.value.code == 2
+    assert problem in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, problem", [("nan", "must be a finite number"), ("-1", "must be in (0, 1]"),
+                                            ("0", "must be in (0, 1]"), ("1.5", "must be in (0, 1]")])
+def test_item13_eval_threshold_must_be_a_fraction(tiny_checkpoint, fixtures_root, capsys, value, problem):
+    with pytest.raises(SystemExit) as code:
+        main(["eval", str(tiny_checkpoint), "--data", str(fixtures_root), "--threshold", value])
+    assert code.value.code == 2
+    assert f"--threshold: {problem}" in capsys.readouterr().err
+
+
+def test_item13_python_detector_threshold_nan_is_refused():
+    from kdmark import Predictor
+    from kdmark.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="finite"):
+        Predictor(detector_threshold=float("nan"))
+    with pytest.raises(ConfigError, match="min_face"):
+        Predictor(min_face=float("nan"))
+
+
+def test_item13_rank_that_is_not_a_number_is_one_line(photos, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RANK", "abc")
+    assert main(["data", "label", str(photos), "--out", str(tmp_path / "L"), "--teachers", "dlib"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "kdmark: error: environment RANK='abc': expected a whole number"
+
+
+def _labelled(tmp_path, confidence):
+    from kdmark.data.pts import write_pts
+
+    root = tmp_path / "L"
+    root.mkdir()
+    write_pts(root / "a.pts", np.random.default_rng(0).uniform(10, 90, (68, 2)))
+    cv2.imwrite(str(root / "a.png"), np.full((100, 100, 3), 128, np.uint8))
+    (root / "labels.jsonl").write_text(json.dumps({"faces": [{"pts": "a.pts", "confidence": confidence}]}) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("confidence, problem", [
+    ([float("nan")] * 68, "confidences must be numbers in \\[0, 1\\]"),
+    (["x"] * 68, "confidences must be numbers in \\[0, 1\\]"),
+    ([2.0] * 68, "confidences must be numbers in \\[0, 1\\]"),
+])
+def test_item13_bad_confidences_name_the_file(tmp_path, confidence, problem):
+    from kdmark.data.labels import read_confidences
+    from kdmark.errors import DatasetError
+
+    root = _labelled(tmp_path, confidence)
+    with pytest.raises(DatasetError, match=problem) as err:
+        read_confidences(root)
+    assert "labels.jsonl" in str(err.value) and "a.pts" in str(err.value)
+
+
+def test_item13_wrong_length_confidences_are_refused(tmp_path):
+    from kdmark.config import DataConfig, ExtraData
+    from kdmark.engine.setup import extra_samples
+    from kdmark.errors import DatasetError
+    from kdmark.schemes import get_scheme
+
+    root = _labelled(tmp_path, [0.9] * 60)
+    with pytest.raises(DatasetError, match="60 confidences in labels\\*.jsonl for a 68-point face"):
+        extra_samples(DataConfig(extra=(ExtraData(root=str(root)),)), get_scheme("300w"))

@@ -22,6 +22,7 @@ def test_readme_python_snippet_runs_as_written(shared_data, tmp_path, capsys):
         exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the point of the test
     finally:
         os.chdir(cwd)
+    assert [len(f) for f in scope["many"]] == [3, 3]
     assert len(scope["faces"]) == 3 and scope["metrics"].num_images == len(scope["ds"]) > 0
     assert scope["metrics"].nme < 0.2
     assert "NME" in capsys.readouterr().out

@@ -6,7 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
-__all__ = ["positive", "non_negative", "add_data_source", "add_tta", "settings_help", "recipe_and_overrides"]
+__all__ = ["positive", "non_negative", "finite", "fraction", "add_data_source", "add_tta", "settings_help",
+           "recipe_and_overrides"]
 
 
 def positive(text: str) -> int:
@@ -22,9 +23,28 @@ def positive(text: str) -> int:
 
 def non_negative(text: str) -> float:
     """argparse type: a finite number of at least 0."""
-    value = float(text)
+    value = finite(text)
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text}")
+    return value
+
+
+def finite(text: str) -> float:
+    """argparse type: any finite number (``nan`` and ``inf`` are one line, not a silent empty result)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in (0, 1], e.g. an NME threshold such as 0.08."""
+    value = finite(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1] (e.g. 0.08), not {text}")
     return value
 
 

@@ -146,7 +146,7 @@ def register(verbs) -> None:
     p.add_argument("--out", required=True, help="output folder (re-running it resumes)")
     p.add_argument("--weights", default=None,
                    help="one weight per teacher, comma-separated (default: by measured accuracy, 1/NME^2)")
-    p.add_argument("--min-confidence", type=float, default=0.5,
+    p.add_argument("--min-confidence", type=non_negative, default=0.5,
                    help="leave out faces whose mean point confidence (teacher agreement) is below this")
     p.add_argument("--copy", action="store_true", help="copy the photos into the output (default: symlinks)")
     p.add_argument("--shard", default=None, metavar="RANK/WORLD",

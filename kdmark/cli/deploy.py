@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kdmark.cli.args import add_tta, positive
+from kdmark.cli.args import add_tta, finite, non_negative, positive
 from kdmark.errors import DatasetError
 
 __all__ = ["register"]
@@ -78,9 +78,10 @@ def register(verbs) -> None:
                    help="a camera input (0 or /dev/video0): stop after this many frames")
     p.add_argument("--detector", default="blazeface", choices=["blazeface", "dlib"],
                    help="face detector: blazeface (MediaPipe's BlazeFace on onnxruntime, default) or dlib (HOG)")
-    p.add_argument("--detector-threshold", type=float, default=None,
+    p.add_argument("--detector-threshold", type=finite, default=None,
                    help="keep faces whose detection score is at least this (default: the detector's own, 0.5 for "
                         "BlazeFace, 0 for dlib; JSON 'detector_score')")
-    p.add_argument("--min-face", type=float, default=0.0, help="ignore detected faces smaller than this (pixels)")
+    p.add_argument("--min-face", type=non_negative, default=0.0,
+                   help="ignore detected faces smaller than this (pixels)")
     add_tta(p)
     p.set_defaults(func=predict)

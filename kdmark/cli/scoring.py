@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kdmark.cli.args import add_tta, positive
+from kdmark.cli.args import add_tta, fraction, positive
 from kdmark.errors import DatasetError
 
 __all__ = ["register"]
@@ -63,9 +63,9 @@ def register(verbs) -> None:
     p.add_argument("--split", default=None, help="one split of the dataset, e.g. test, common, challenging")
     p.add_argument("--format", default="auto")
     p.add_argument("--normaliser", default=None, help="e.g. inter_ocular, inter_pupil, box")
-    p.add_argument("--threshold", type=float, default=None, help="FR/AUC threshold (default: the scheme's)")
+    p.add_argument("--threshold", type=fraction, default=None, help="FR/AUC threshold (default: the scheme's)")
     p.add_argument("--batch-size", type=positive, default=32, help="faces per forward pass")
-    p.add_argument("--heldout", type=float, default=None, metavar="FRACTION",
+    p.add_argument("--heldout", type=fraction, default=None, metavar="FRACTION",
                    help="score only the faces kdmark's fixed split holds out for validation (e.g. 0.1)")
     p.add_argument("--out", default=None, help="output folder (default: beside the checkpoint)")
     add_tta(p)
@@ -86,7 +86,7 @@ def register(verbs) -> None:
                         "(dlib's predictor always gets its own detector's box)")
     p.add_argument("--runs", type=int, default=30, help="timed runs per latency figure")
     p.add_argument("--max-faces", type=int, default=200, help="score on at most this many faces")
-    p.add_argument("--heldout", type=float, default=None, metavar="FRACTION",
+    p.add_argument("--heldout", type=fraction, default=None, metavar="FRACTION",
                    help="score on the faces kdmark's fixed split holds out for validation (e.g. 0.1)")
     p.add_argument("--no-int8", action="store_true", help="skip the INT8 model (quantisation takes a while)")
     p.add_argument("--json", default=None, help="also write the figures as JSON")

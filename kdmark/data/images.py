@@ -4,6 +4,7 @@ and boxes are always in the upright image's pixels."""
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from PIL import Image, ImageOps
 
 from kdmark.data.records import DatasetError, ImageRef
 
-__all__ = ["load_image", "image_size", "MAX_PIXELS"]
+__all__ = ["load_image", "image_size", "as_rgb", "MAX_PIXELS"]
 
 MAX_PIXELS = 100_000_000
 """Images above this many pixels are refused (a 20000 x 20000 photo would need 1.2 GB as RGB)."""
@@ -81,3 +82,74 @@ def _orientation(img: Image.Image) -> int:
         return int(img.getexif().get(0x0112, 1) or 1)
     except Exception:  # noqa: BLE001 - a broken EXIF block: the pixels as stored
         return 1
+
+
+EXPECTED = "an RGB image: a file path, bytes of an image file, a PIL image, or an (H, W, 3) uint8 array"
+
+
+def as_rgb(image, bgr: bool = False) -> np.ndarray:
+    """What a user passes as an image, as RGB uint8 (H, W, 3); one ``DatasetError`` line for anything else.
+
+    Converted, because each reading is unambiguous: a path or the bytes of an image file (decoded as
+    ``load_image`` does), a PIL image, grey (H, W) or (H, W, 1), RGBA (H, W, 4, the alpha dropped), uint16 (scaled by
+    1/257), integers within 0..255, and floats (in [0, 1] when their maximum is at most 1, else 0..255, the
+    scikit-image convention). ``bgr=True`` reads 3- and 4-channel arrays as OpenCV's BGR(A) (``cv2.imread``).
+    Refused: booleans, channels-first (3, H, W), empty images, NaN or infinite values, and values outside the range.
+    """
+    if isinstance(image, (str, Path)):
+        return load_image(image)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        try:
+            with Image.open(io.BytesIO(bytes(image))) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise DatasetError("image bytes", f"image too large ({img.width} x {img.height} pixels)")
+                img.load()
+                return _to_rgb8(ImageOps.exif_transpose(img))
+        except DatasetError:
+            raise
+        except Exception as err:  # noqa: BLE001 - PIL raises many types for corrupt data
+            raise DatasetError("image bytes", f"not a readable image ({type(err).__name__})") from None
+    if isinstance(image, Image.Image):
+        return _to_rgb8(image)
+    if not isinstance(image, np.ndarray):
+        raise DatasetError(f"image of type {type(image).__name__}", f"expected {EXPECTED}")
+    return _array_rgb(image, bgr)
+
+
+def _array_rgb(a: np.ndarray, bgr: bool) -> np.ndarray:
+    where = f"image array {tuple(a.shape)} {a.dtype}"
+    if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise DatasetError(where, f"not pixel values; expected {EXPECTED}")
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+        raise DatasetError(where, "channels first; pass image.transpose(1, 2, 0), an (H, W, 3) array")
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 3, 4):
+        raise DatasetError(where, f"not an image shape; expected {EXPECTED}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise DatasetError(where, "empty image (no pixels)")
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:
+        raise DatasetError(where, f"image too large ({a.shape[1]} x {a.shape[0]} pixels)")
+    if a.dtype != np.uint8:
+        a = _to_uint8(a, where)
+    if a.shape[-1] == 1:
+        return np.repeat(a, 3, axis=2)
+    a = a[:, :, :3]
+    return np.ascontiguousarray(a[:, :, ::-1] if bgr else a)
+
+
+def _to_uint8(a: np.ndarray, where: str) -> np.ndarray:
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise DatasetError(where, "NaN or infinite pixel values")
+        lo, hi = float(a.min()), float(a.max())
+        top = 1.0 if hi <= 1.0 else 255.0
+        if lo < 0 or hi > 255:
+            raise DatasetError(where, f"pixel values {lo:g}..{hi:g} are neither in [0, 1] nor in [0, 255]")
+        return np.clip(a.astype(np.float64) * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+    if a.dtype == np.uint16:
+        return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0 or hi > 255:
+        raise DatasetError(where, f"integer pixel values {lo}..{hi} are outside 0..255 (uint16 is read as 16-bit)")
+    return a.astype(np.uint8)

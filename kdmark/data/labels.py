@@ -12,9 +12,9 @@ import numpy as np
 __all__ = ["read_label_records", "read_confidences"]
 
 
-def read_label_records(folder: str | Path) -> list[dict]:
-    """Every record of ``folder/labels*.jsonl``; a line cut short by a kill is skipped (that photo is redone)."""
-    recs = []
+def _records(folder: str | Path):
+    """(file, record) for every record of ``folder/labels*.jsonl``; a line cut short by a kill is skipped (that
+    photo is redone)."""
     for f in sorted(Path(folder).glob("labels*.jsonl")):
         for line in f.read_text().splitlines():
             try:
@@ -22,15 +22,28 @@ def read_label_records(folder: str | Path) -> list[dict]:
             except ValueError:
                 continue
             if isinstance(rec, dict):  # a cut line can still parse (e.g. a bare number): skip it too
-                recs.append(rec)
-    return recs
+                yield f, rec
+
+
+def read_label_records(folder: str | Path) -> list[dict]:
+    """Every record of ``folder/labels*.jsonl``; a line cut short by a kill is skipped (that photo is redone)."""
+    return [rec for _, rec in _records(folder)]
 
 
 def read_confidences(root: str | Path) -> dict[str, np.ndarray]:
-    """Per-point confidences of a labelled folder: ``.pts`` path (relative to ``root``) -> (K,) array."""
+    """Per-point confidences of a labelled folder: ``.pts`` path (relative to ``root``) -> (K,) array of finite
+    numbers in [0, 1]; anything else is one ``DatasetError`` naming the labels file and the face."""
+    from kdmark.data.records import DatasetError
+
     conf = {}
-    for rec in read_label_records(root):
-        for face in rec.get("faces", []):
-            if face.get("pts"):
-                conf[face["pts"]] = np.asarray(face["confidence"], np.float64)
+    for f, rec in _records(root):
+        for face in rec.get("faces", []) if isinstance(rec.get("faces"), list) else []:
+            if isinstance(face, dict) and face.get("pts"):
+                try:
+                    c = np.asarray(face.get("confidence"), np.float64).reshape(-1)
+                except (TypeError, ValueError):
+                    c = np.array([np.nan])
+                if c.size == 0 or not np.isfinite(c).all() or c.min() < 0 or c.max() > 1:
+                    raise DatasetError(f, f"{face['pts']}: confidences must be numbers in [0, 1], one per point")
+                conf[face["pts"]] = c
     return conf

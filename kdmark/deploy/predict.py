@@ -20,7 +20,7 @@ from kdmark import zoo
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, box_square, crop_matrix, invert_affine, warp_image
 from kdmark.deploy.detectors import best_match, make_detector
-from kdmark.errors import CheckpointError, DetectorError
+from kdmark.errors import CheckpointError, ConfigError, DatasetError, DetectorError
 
 __all__ = ["Predictor", "Face", "DetectorError", "OneEuroFilter", "predict_video", "face_crop", "sample_crops"]
 
@@ -128,6 +128,35 @@ def _load(model, backend: str, threads: int | None):
     return _TorchBackend(net, threads), payload["card"]
 
 
+def check_boxes(boxes, shape: tuple, where: str = "box") -> list[np.ndarray]:
+    """``boxes`` as a list of float (4,) [x0, y0, x1, y1], each finite, with x0 < x1 and y0 < y1, overlapping the
+    (H, W) image and at most 4 times its larger side; else one ``DatasetError`` naming the box."""
+    try:
+        arr = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DatasetError(where, "boxes must be numbers: [[x0, y0, x1, y1], ...]") from None
+    if arr.size == 0:
+        return []
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise DatasetError(where, f"boxes must be [[x0, y0, x1, y1], ...], not an array of shape {arr.shape}")
+    h, w = shape[:2]
+    out = []
+    for i, (x0, y0, x1, y1) in enumerate(arr):
+        name = f"{where} {i} [{x0:g}, {y0:g}, {x1:g}, {y1:g}]"
+        if not np.isfinite([x0, y0, x1, y1]).all():
+            raise DatasetError(name, "not finite")
+        if x1 <= x0 or y1 <= y0:
+            raise DatasetError(name, "zero or negative size (x1 must exceed x0, y1 exceed y0)")
+        if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+            raise DatasetError(name, f"outside the {w} x {h} image")
+        if max(x1 - x0, y1 - y0) > 4 * max(w, h):
+            raise DatasetError(name, f"more than 4 times the size of the {w} x {h} image")
+        out.append(np.array([x0, y0, x1, y1]))
+    return out
+
+
 class Predictor:
     """Landmarks for the faces in an image.
 
@@ -153,6 +182,8 @@ class Predictor:
         self.run, self.card = _load(model, backend, threads)
         self.run = with_tta(self.run, tta, get_scheme(self.card["scheme"]))
         self.detector = make_detector(detector, detector_threshold, min_face)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, not {batch_size!r}")
         crop = self.card.get("crop", {})
         self.margin = margin if margin is not None else crop.get("margin", 0.15)
         self.size, self.batch_size = self.card["input_size"], batch_size
@@ -177,19 +208,41 @@ class Predictor:
         minimum face size (photos and videos alike)."""
         return [(d.box, d.score) for d in self.detector(image)]
 
-    def predict(self, image: str | Path | np.ndarray, boxes: list | np.ndarray | None = None) -> list[Face]:
-        """Landmarks for each face: ``boxes`` [[x0, y0, x1, y1], ...] tight around the faces (the box convention
-        kdmark trains with), or None to find them with the detector. An image without faces gives an empty list."""
-        img = load_image(image) if not isinstance(image, np.ndarray) else image
-        scores: list[float | None] = []
-        if boxes is None:
-            found = self.detect(img)
-            boxes, scores = [b for b, _ in found], [s for _, s in found]
-        boxes = [np.asarray(b, float).reshape(4) for b in boxes]
-        faces = self.predict_crops([(img, b) for b in boxes]) if boxes else []
-        for face, score in zip(faces, scores):
-            face.detector_score = score
-        return faces
+    def predict(self, image, boxes: list | np.ndarray | None = None, bgr: bool = False) -> list[Face]:
+        """Landmarks for each face of one image: a path, the bytes of an image file, a PIL image or an RGB array
+        (uint8 (H, W, 3); grey, RGBA, uint16 and float arrays are converted, see ``kdmark.data.images.as_rgb``;
+        ``bgr=True`` for OpenCV's ``cv2.imread`` arrays). ``boxes`` [[x0, y0, x1, y1], ...] tight around the
+        faces (the box convention kdmark trains with), or None to find them with the detector. An image without
+        faces gives an empty list; a box that is not finite, inverted or off the image is one ``DatasetError``."""
+        return self.predict_many([image], None if boxes is None else [boxes], bgr)[0]
+
+    def predict_many(self, images, boxes: list | None = None, bgr: bool = False) -> list[list[Face]]:
+        """``predict`` for a list of images (like face-alignment's ``get_landmarks_from_batch``): the faces of all
+        of them go through the network together, ``batch_size`` crops at a time. ``boxes``: one list per image, or
+        None (the detector)."""
+        from kdmark.data.images import as_rgb
+
+        if boxes is not None and len(boxes) != len(images):
+            raise DatasetError("boxes", f"{len(boxes)} box lists for {len(images)} images; give one list per image")
+        imgs = [as_rgb(im, bgr) for im in images]
+        per_image, scores = [], []
+        for i, img in enumerate(imgs):
+            if boxes is None or boxes[i] is None:
+                found = self.detect(img)
+                per_image.append([b for b, _ in found])
+                scores.append([s for _, s in found])
+            else:
+                per_image.append(check_boxes(boxes[i], img.shape))
+                scores.append([None] * len(per_image[-1]))
+        faces = self.predict_crops([(img, b) for img, bs in zip(imgs, per_image) for b in bs])
+        out, start = [], 0
+        for bs, sc in zip(per_image, scores):
+            mine = faces[start:start + len(bs)]
+            for face, score in zip(mine, sc):
+                face.detector_score = score
+            out.append(mine)
+            start += len(bs)
+        return out
 
     __call__ = predict
 

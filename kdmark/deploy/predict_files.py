@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from kdmark.data.images import load_image
 from kdmark.data.readers._common import is_image_file
 from kdmark.data.records import DatasetError
-from kdmark.deploy.predict import Face, Predictor, predict_video
+from kdmark.deploy.predict import Face, Predictor, check_boxes, predict_video
 from kdmark.io import atomic_write, atomic_write_json
 
 __all__ = ["predict_files", "model_and_inputs", "draw_faces", "camera_index", "drawing_path"]
@@ -108,6 +108,8 @@ def _save_png(path: Path, bgr: np.ndarray) -> None:
 def _image(predictor: Predictor, path: Path, boxes: dict, draw: Path | None) -> list[dict]:
     img = load_image(path)
     given = boxes.get(str(path), boxes.get(path.name))
+    if given is not None:
+        given = check_boxes(given, img.shape, where=f"{path}: box")
     faces = predictor.predict(img, given)
     if draw is not None:
         _save_png(drawing_path(draw.parent, draw.name, path), draw_faces(img, faces))

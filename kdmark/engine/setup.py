@@ -161,7 +161,10 @@ def _labelled_faces(extra, scheme, skip_bad: bool) -> list:
     out = []
     for s in read_dataset(extra.root, split=extra.split, scheme=scheme, skip_bad=skip_bad).samples:
         c = conf.get(Path(s.source).relative_to(root).as_posix()) if s.source.startswith(str(root)) else None
-        w = extra.weight * (c if c is not None and len(c) == s.num_points else np.ones(s.num_points))
+        if c is not None and len(c) != s.num_points:
+            raise DatasetError(root, f"{Path(s.source).relative_to(root)}: {len(c)} confidences in labels*.jsonl "
+                                     f"for a {s.num_points}-point face")
+        w = extra.weight * (c if c is not None else np.ones(s.num_points))
         out.append(dataclasses.replace(s, weights=w, subsets=s.subsets + ("extra",)))
     return out
 

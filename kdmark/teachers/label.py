@@ -123,12 +123,21 @@ def _face_size(normaliser, points: np.ndarray) -> float:
 
 def _shard(rank: int | None, world: int | None) -> tuple[int, int]:
     """This process's (rank, world): given, or from the launcher's environment (torchrun, SLURM), else (0, 1)."""
-    if rank is None:
-        rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
-    if world is None:
-        world = int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", 1)))
+    def env(names: tuple[str, str], default: int) -> int:
+        for name in names:
+            if name in os.environ:
+                try:
+                    return int(os.environ[name])
+                except ValueError:
+                    raise TeacherError(f"environment {name}={os.environ[name]!r}: expected a whole number") from None
+        return default
+
+    rank = env(("RANK", "SLURM_PROCID"), 0) if rank is None else rank
+    world = env(("WORLD_SIZE", "SLURM_NTASKS"), 1) if world is None else world
+    if world < 1:
+        raise TeacherError(f"--shard {rank}/{world}: the world size must be at least 1")
     if not 0 <= rank < world:
-        raise TeacherError(f"--shard {rank} of {world}: the rank must be in 0..{world - 1}")
+        raise TeacherError(f"--shard {rank}/{world}: the rank must be in 0..{world - 1}")
     return rank, world
 
 

@@ -93,6 +93,12 @@ class FaceDetector:
     name = ""
 
     def __init__(self, threshold: float, min_face: float = 0.0):
+        from kdmark.config import ConfigError
+
+        if not np.isfinite(threshold):
+            raise ConfigError(f"detector threshold must be a finite number, not {threshold!r}")
+        if not (np.isfinite(min_face) and min_face >= 0):
+            raise ConfigError(f"min_face must be a finite number of pixels >= 0, not {min_face!r}")
         self.threshold, self.min_face = threshold, min_face
 
     def raw(self, image: np.ndarray, **kwargs) -> list[tuple[np.ndarray, float]]:
