@@ -267,7 +267,7 @@ def test_predict_many_equals_one_by_one(predictor, group):
 
 @pytest.mark.parametrize("argv, problem", [
     (["--detector-threshold", "nan"], "must be a finite number"),
-    (["--min-face", "nan"], "--min-face: must be a finite number"),
+    (["--min-face", "nan"], "--min-face: must be a finite number >= 0"),
     (["--min-face", "-3"], "must be a finite number >= 0"),
 ])
 def test_item13_predict_numbers_must_be_finite(photos, capsys, argv, problem):

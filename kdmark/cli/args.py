@@ -23,7 +23,10 @@ def positive(text: str) -> int:
 
 def non_negative(text: str) -> float:
     """argparse type: a finite number of at least 0."""
-    value = finite(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text}")
     return value

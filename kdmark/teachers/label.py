@@ -135,9 +135,9 @@ def _shard(rank: int | None, world: int | None) -> tuple[int, int]:
     rank = env(("RANK", "SLURM_PROCID"), 0) if rank is None else rank
     world = env(("WORLD_SIZE", "SLURM_NTASKS"), 1) if world is None else world
     if world < 1:
-        raise TeacherError(f"--shard {rank}/{world}: the world size must be at least 1")
+        raise TeacherError(f"--shard {rank} of {world}: the world size must be at least 1")
     if not 0 <= rank < world:
-        raise TeacherError(f"--shard {rank}/{world}: the rank must be in 0..{world - 1}")
+        raise TeacherError(f"--shard {rank} of {world}: the rank must be in 0..{world - 1}")
     return rank, world
 
 
