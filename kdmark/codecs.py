@@ -52,13 +52,8 @@ class HeatmapCodec:
         self.size = input_size // stride
 
     def encode(self, points: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
-        uv = (np.asarray(points, np.float32) + 0.5) / self.stride - 0.5
-        grid = np.arange(self.size, dtype=np.float32)
-        gx = np.exp(-((grid[None, :] - uv[:, :1]) ** 2) / (2 * self.sigma**2))  # (K, W)
-        gy = np.exp(-((grid[None, :] - uv[:, 1:]) ** 2) / (2 * self.sigma**2))  # (K, H)
-        heatmaps = gy[:, :, None] * gx[:, None, :]
         vis = np.asarray(visible, np.float32)
-        return {"heatmaps": heatmaps * vis[:, None, None], "weights": vis}
+        return {"heatmaps": self.render(points, np.full(len(vis), np.nan), vis), "weights": vis}
 
     def decode(self, output: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         uv, scores = decode_heatmaps(output["heatmaps"])
@@ -72,8 +67,8 @@ class HeatmapCodec:
         s = np.asarray(sigma, np.float32) / self.stride
         s = np.where(np.isfinite(s), np.clip(s, 0.5 * self.sigma, 3.0 * self.sigma), self.sigma)[:, None]
         grid = np.arange(self.size, dtype=np.float32)
-        gx = np.exp(-((grid[None, :] - uv[:, :1]) ** 2) / (2 * s**2))
-        gy = np.exp(-((grid[None, :] - uv[:, 1:]) ** 2) / (2 * s**2))
+        gx = np.exp(-((grid[None, :] - uv[:, :1]) ** 2) / (2 * s**2))  # (K, W)
+        gy = np.exp(-((grid[None, :] - uv[:, 1:]) ** 2) / (2 * s**2))  # (K, H)
         return (gy[:, :, None] * gx[:, None, :]) * np.asarray(peak, np.float32)[:, None, None]
 
     def card(self) -> dict:

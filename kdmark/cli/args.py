@@ -21,12 +21,16 @@ def positive(text: str) -> int:
     return value
 
 
-def non_negative(text: str) -> float:
-    """argparse type: a finite number of at least 0."""
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def non_negative(text: str) -> float:
+    """argparse type: a finite number of at least 0."""
+    value = _number(text)
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text}")
     return value
@@ -34,10 +38,7 @@ def non_negative(text: str) -> float:
 
 def finite(text: str) -> float:
     """argparse type: any finite number (``nan`` and ``inf`` are one line, not a silent empty result)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _number(text)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
     return value

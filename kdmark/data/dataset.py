@@ -113,9 +113,6 @@ class TeacherTargets:
     sigma: np.ndarray  # (N, K) Gaussian width of its heatmap peak (NaN: none, e.g. a regression or black-box teacher)
     peak: np.ndarray  # (N, K) height of its heatmap's peak (its per-point confidence)
 
-    def __len__(self) -> int:
-        return len(self.points)
-
 
 def affine_scale(affine: np.ndarray) -> np.ndarray:
     """Length scale of 2x3 affines (..., 2, 3): sqrt |det| of their linear part."""

@@ -33,21 +33,34 @@ def _open(path: Path) -> Image.Image:
         raise DatasetError(path, "image file is missing")
     if path.stat().st_size == 0:
         raise DatasetError(path, "image file is empty (0 bytes)")
+    return _open_pil(path, path)
+
+
+def _open_pil(source, name) -> Image.Image:
+    """PIL's lazy open of a file path or a file object, with kdmark's pixel limit; errors name ``name``."""
     limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = None  # kdmark's own, lower limit below gives the size in its message
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(source)
         if img.width * img.height > MAX_PIXELS:
-            raise DatasetError(path, f"image too large ({img.width} x {img.height} pixels)")
+            raise DatasetError(name, f"image too large ({img.width} x {img.height} pixels)")
         return img
     except DatasetError:
         raise
     except Exception as err:  # noqa: BLE001 - PIL raises many types for corrupt files
-        raise DatasetError(path, f"not a readable image ({type(err).__name__}: {err})") from None
+        raise DatasetError(name, f"not a readable image ({type(err).__name__}: {err})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
+
+
+def _decode(img: Image.Image, name) -> np.ndarray:
+    try:
+        img.load()
+        return _to_rgb8(ImageOps.exif_transpose(img))
+    except Exception as err:  # noqa: BLE001
+        raise DatasetError(name, f"not a readable image ({type(err).__name__}: {err})") from None
 
 
 def load_image(ref: ImageRef) -> np.ndarray:
@@ -59,12 +72,7 @@ def load_image(ref: ImageRef) -> np.ndarray:
     if callable(ref):
         return ref()
     path = Path(ref)
-    img = _open(path)
-    try:
-        img.load()
-        return _to_rgb8(ImageOps.exif_transpose(img))
-    except Exception as err:  # noqa: BLE001
-        raise DatasetError(path, f"not a readable image ({type(err).__name__}: {err})") from None
+    return _decode(_open(path), path)
 
 
 def image_size(ref: ImageRef) -> tuple[int, int]:
@@ -99,16 +107,7 @@ def as_rgb(image, bgr: bool = False) -> np.ndarray:
     if isinstance(image, (str, Path)):
         return load_image(image)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        try:
-            with Image.open(io.BytesIO(bytes(image))) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise DatasetError("image bytes", f"image too large ({img.width} x {img.height} pixels)")
-                img.load()
-                return _to_rgb8(ImageOps.exif_transpose(img))
-        except DatasetError:
-            raise
-        except Exception as err:  # noqa: BLE001 - PIL raises many types for corrupt data
-            raise DatasetError("image bytes", f"not a readable image ({type(err).__name__})") from None
+        return _decode(_open_pil(io.BytesIO(bytes(image)), "image bytes"), "image bytes")
     if isinstance(image, Image.Image):
         return _to_rgb8(image)
     if not isinstance(image, np.ndarray):

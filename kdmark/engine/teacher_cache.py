@@ -3,7 +3,8 @@ crop, before the first step. What a student learns from it is kept small (per po
 in original-image pixels) and moved with every augmentation by the dataset, which renders the teacher's heatmaps
 again in the student's frame (``HeatmapCodec.render``). No teacher runs during training, so a distillation step costs
 what a supervised one does; the price is that the teacher sees each face once, unrotated and uncovered, instead of
-every augmented view (BENCHMARKS.md, "The zoo campaign": both measured)."""
+every augmented view (how much that costs in NME against online distillation is not yet measured: BENCHMARKS.md,
+"The zoo campaign")."""
 
 from __future__ import annotations
 
