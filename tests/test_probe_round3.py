@@ -338,3 +338,235 @@ def test_item13_wrong_length_confidences_are_refused(tmp_path):
     root = _labelled(tmp_path, [0.9] * 60)
     with pytest.raises(DatasetError, match="60 confidences in labels\\*.jsonl for a 68-point face"):
         extra_samples(DataConfig(extra=(ExtraData(root=str(root)),)), get_scheme("300w"))
+
+
+# items 4 and 5: `data label` never mixes two photos under one name, never runs twice into one shard, never reads
+# its own output back and never writes among the inputs' own files
+
+
+def _label(inputs, out, teachers=None):
+    from test_teachers import FakeTeacher, fake_detector
+
+    from kdmark.teachers.label import label_images
+
+    teachers = teachers or [FakeTeacher("a", 0.0), FakeTeacher("b", 0.5)]
+    return label_images(inputs, teachers, out, weights=[1.0, 1.0], detector=fake_detector, progress=False)
+
+
+def _photo(path, seed, size=(80, 100)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8))
+    return path
+
+
+def test_item4_two_photos_under_one_name_are_refused(tmp_path):
+    from kdmark.data.records import DatasetError
+
+    a, b = _photo(tmp_path / "A" / "face.jpg", 0), _photo(tmp_path / "B" / "face.jpg", 1, (120, 90))
+    with pytest.raises(DatasetError) as err:
+        _label([a, b], tmp_path / "L")
+    assert "face.jpg" in str(err.value) and str(b) in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "L").exists()
+    report = _label([a, a], tmp_path / "L")  # the same photo twice is one photo
+    assert report.images == 1
+
+
+def test_item4_a_resume_with_another_photo_under_a_labelled_name_is_refused(tmp_path):
+    from kdmark.data.records import DatasetError
+
+    a, b = _photo(tmp_path / "A" / "face.jpg", 0), _photo(tmp_path / "B" / "face.jpg", 1, (120, 90))
+    _label([a], tmp_path / "L")
+    before = _snapshot(tmp_path / "L")
+    with pytest.raises(DatasetError, match="already holds labels of face.jpg from"):
+        _label([b], tmp_path / "L")
+    assert _snapshot(tmp_path / "L") == before
+    assert _label([a], tmp_path / "L").done_before == 1  # the same photo again resumes as before
+
+
+def test_item5_a_second_labeller_on_the_same_shard_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "L"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from kdmark.io import lock_folder\n"
+        f"lock_folder({str(out)!r}, '.lock.r0'); print('locked', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(OutputError, match="another kdmark process \\(pid \\d+\\) is labelling shard 0 of 1"):
+            _label([_photo(tmp_path / "in" / "p.jpg", 0)], out)
+        assert not list(out.glob("labels*"))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _label([tmp_path / "in"], out).kept == 1  # the lock dies with its process
+    assert not (out / ".lock.r0").exists()  # and a finished run removes its own
+
+
+def test_item5_out_inside_the_input_folder_is_refused(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    _photo(photos / "p.jpg", 0)
+    before = _snapshot(photos)
+    with pytest.raises(OutputError, match="inside the input folder"):
+        _label([photos], photos / "labels")
+    assert main(["data", "label", str(photos), "--out", str(photos / "labels"), "--teachers", "dlib"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "inside the input folder" in err[0]
+    assert _snapshot(photos) == before
+
+
+@pytest.mark.parametrize("where", ["parent", "same"])
+def test_item5_out_holding_an_input_is_refused(tmp_path, where):
+    photo = _photo(tmp_path / "photos" / "p.jpg", 0)
+    (tmp_path / "photos" / "p_1.pts").write_text("the user's own points\n")
+    before = _snapshot(tmp_path)
+    out = tmp_path if where == "parent" else tmp_path / "photos"
+    with pytest.raises(OutputError, match="holds the input"):
+        _label([photo if where == "same" else tmp_path / "photos"], out)
+    assert _snapshot(tmp_path) == before
+
+
+# item 6: one eval's outputs appear together or not at all; item 17: what a killed writer left is removed
+
+
+def _eval(ckpt, data, out, **kw):
+    from kdmark.jobs.evaluate import evaluate
+
+    return evaluate(ckpt, data, out_dir=out, progress=False, heldout=0.1, **kw)
+
+
+def test_item6_a_crash_while_writing_leaves_the_earlier_eval_whole(tiny_checkpoint, w300_root, tmp_path,
+                                                                   monkeypatch):
+    import kdmark.jobs.evaluate as ev
+
+    out = tmp_path / "ev"
+    _eval(tiny_checkpoint, w300_root, out)
+    before = _snapshot(out)
+    assert set(before) == {"metrics.json", "per_image.csv", "ced.png", "worst.png"}
+    assert json.loads(before["metrics.json"])["files"] == ["per_image.csv", "ced.png", "worst.png", "metrics.json"]
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt  # a kill half-way through the new set (after per_image.csv was written)
+
+    monkeypatch.setattr(ev, "plot_ced", crash)
+    with pytest.raises(KeyboardInterrupt):
+        _eval(tiny_checkpoint, w300_root, out, worst=2)
+    assert _snapshot(out) == before and not list(out.glob(".*"))  # the earlier set, whole; no staging left
+
+
+def test_item6_a_kill_inside_the_commit_never_leaves_a_mixed_set(tiny_checkpoint, w300_root, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "ev"
+    _eval(tiny_checkpoint, w300_root, out)
+    (out / "notes.txt").write_text("the user's own")
+    proc = subprocess.Popen([sys.executable, "-m", "kdmark", "eval", str(tiny_checkpoint), "--data",
+                             str(w300_root), "--heldout", "0.1", "--out", str(out), "--worst", "0"],
+                            env={**os.environ, "KDMARK_TEST_SLOW_SAVE": "30"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while (out / "metrics.json").exists() and time.time() < deadline:  # the old marker goes first
+            time.sleep(0.05)
+        assert not (out / "metrics.json").exists()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (out / "metrics.json").exists()  # no marker vouches for what is there
+    assert (out / "notes.txt").read_text() == "the user's own"
+    res = _eval(tiny_checkpoint, w300_root, out, worst=0)  # the next run replaces it; its staging is removed
+    names = json.loads((out / "metrics.json").read_text())["files"]
+    assert names == ["per_image.csv", "ced.png", "metrics.json"] and len(res.files) == 3
+    assert not (out / "worst.png").exists()  # the earlier run's file this one does not write is gone
+    assert (out / "notes.txt").exists() and not list(out.glob(".*.tmp"))
+
+
+def test_item6_a_damaged_marker_removes_nothing_it_names(tiny_checkpoint, w300_root, tmp_path):
+    out = tmp_path / "ev"
+    out.mkdir()
+    (tmp_path / "precious.txt").write_text("keep")
+    (out / "mine.txt").write_text("keep")
+    (out / "metrics.json").write_text(json.dumps({"files": ["../precious.txt", "mine.txt/..", "/etc/passwd", 3]}))
+    _eval(tiny_checkpoint, w300_root, out)
+    assert (tmp_path / "precious.txt").read_text() == (out / "mine.txt").read_text() == "keep"
+
+
+def test_item17_a_killed_writers_temporaries_are_removed(tiny_checkpoint, w300_root, tmp_path):
+    out = tmp_path / "ev"
+    out.mkdir()
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    (out / f".metrics.json.{dead}.tmp").mkdir()
+    (out / f".metrics.json.{dead}.tmp" / "ced.png").write_bytes(b"half")
+    (out / f".ced.png.{dead}.tmp").write_bytes(b"half")
+    (out / ".user.tmp").write_text("not kdmark's naming: kept")
+    _eval(tiny_checkpoint, w300_root, out)
+    assert sorted(p.name for p in out.glob(".*")) == [".user.tmp"]
+
+
+# item 12: prune takes zoo names, and a zoo checkpoint's training folders that are not here do not break it
+
+
+def test_item12_prune_takes_a_zoo_name_whose_extra_data_is_elsewhere(w300_root, tmp_path, capsys):
+    out = tmp_path / "p"
+    code = main(["prune", "kdmark-68-s", "ratio=0.25", "importance=l2", "schedule=global", "finetune_epochs=0",
+                 "samples=4", f"out_dir={out}", f"train.data.root={w300_root}", "train.progress=false"])
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    assert "runs/zoo/labels, which is not here: retraining without it" in said.out
+    from kdmark.checkpoint import load_checkpoint
+
+    model, payload = load_checkpoint(out / "pruned.ckpt")
+    assert payload["config"]["data"]["extra"] == [] and model.card["input_size"] == 96
+
+
+# item 15: a zoo file changed inside the installed package is refused, not run
+
+
+@pytest.fixture
+def zoo_copy(tmp_path, monkeypatch):
+    from kdmark import zoo
+
+    folder = tmp_path / "zoo"
+    shutil.copytree(zoo._folder(), folder)
+    monkeypatch.setattr(zoo, "_folder", lambda: folder)
+    zoo._index.cache_clear()
+    yield folder
+    zoo._index.cache_clear()
+
+
+def test_item15_a_replaced_zoo_file_is_refused(zoo_copy, capsys):
+    from kdmark import Predictor
+    from kdmark.errors import CheckpointError
+
+    Predictor("kdmark-68-s")  # the copy is whole
+    onnx = zoo_copy / "kdmark-68-s.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match the sha256 that zoo model kdmark-68-s ships with"):
+        Predictor("kdmark-68-s")
+    photo = _photo(zoo_copy.parent / "p.jpg", 0)
+    assert main(["predict", "kdmark-68-s", str(photo)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "kdmark-68-s.onnx: does not match the sha256" in err[0]
+    (zoo_copy / "kdmark-68-m.ckpt").unlink()
+    with pytest.raises(CheckpointError, match="missing from the installed package"):
+        Predictor("kdmark-68-m")
+
+
+def test_item17_a_killed_exports_temporaries_are_removed_by_the_next(tiny_checkpoint, tmp_path):
+    from kdmark.deploy.export import export_onnx
+
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    left = [tmp_path / f".m.onnx.{dead}.tmp", tmp_path / f".m.onnx-export.{dead}.tmp"]
+    for p in left:
+        p.write_bytes(b"half")
+    (tmp_path / f".other.onnx.{dead}.tmp").write_bytes(b"another output's: kept")
+    export_onnx(tiny_checkpoint, tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.glob(".*")) == [f".other.onnx.{dead}.tmp"]

@@ -6,19 +6,24 @@ import argparse
 import math
 from pathlib import Path
 
-__all__ = ["positive", "non_negative", "finite", "fraction", "add_data_source", "add_tta", "settings_help",
+__all__ = ["positive", "whole", "non_negative", "finite", "fraction", "add_data_source", "add_tta", "settings_help",
            "recipe_and_overrides"]
 
 
-def positive(text: str) -> int:
-    """argparse type: an integer of at least 1 (``--batch-size 0`` is one line, not a traceback later)."""
+def whole(text: str, least: int = 0) -> int:
+    """argparse type: an integer of at least ``least`` (0 here)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer of at least 1 (``--batch-size 0`` is one line, not a traceback later)."""
+    return whole(text, 1)
 
 
 def _number(text: str) -> float:

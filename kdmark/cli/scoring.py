@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kdmark.cli.args import add_tta, fraction, positive
+from kdmark.cli.args import add_tta, fraction, positive, whole
 from kdmark.errors import DatasetError
 
 __all__ = ["register"]
@@ -16,7 +16,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
     res = evaluate_job(args.checkpoint, args.data, split=args.split, out_dir=args.out, normaliser=args.normaliser,
                        threshold=args.threshold, batch_size=args.batch_size, data_format=args.format,
-                       progress=sys.stderr.isatty(), heldout=args.heldout, tta=args.tta)
+                       progress=sys.stderr.isatty(), heldout=args.heldout, tta=args.tta,
+                       worst=args.worst)
     print(f"{args.data}: {res.metrics}")
     for tag, m in res.subsets.items():
         print(f"  {tag:<14} {m}")
@@ -68,6 +69,8 @@ def register(verbs) -> None:
     p.add_argument("--heldout", type=fraction, default=None, metavar="FRACTION",
                    help="score only the faces kdmark's fixed split holds out for validation (e.g. 0.1)")
     p.add_argument("--out", default=None, help="output folder (default: beside the checkpoint)")
+    p.add_argument("--worst", type=whole, default=16, metavar="N",
+                   help="draw the N faces with the largest error in worst.png (0: no drawing)")
     add_tta(p)
     p.set_defaults(func=evaluate)
 

@@ -9,6 +9,7 @@ as JSON in the ONNX metadata (key ``kdmark_card``).
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from torch import nn
 
 from kdmark.checkpoint import load_checkpoint
 from kdmark.errors import ExportError
-from kdmark.io import atomic_write
+from kdmark.io import atomic_write, remove_stale_temporaries
 from kdmark.models.landmark_net import LandmarkNet
 from kdmark.runtime import CARD_KEY, onnx_session, read_onnx_card
 
@@ -69,6 +70,20 @@ def _refuse_over_model(model, outputs: dict, inputs: tuple = ()) -> None:
     refuse_overwriting_inputs(outputs, sources)
 
 
+_STAGES = ("export", "pre", "int8", "staged", "staged-int8")  # the temporary files an export of NAME writes
+
+
+def _temporary(path: Path, stage: str) -> Path:
+    """Where one stage of exporting ``path`` is written: ``.NAME-STAGE.PID.tmp`` beside it, the naming
+    ``kdmark.io.remove_stale_temporaries`` knows, so what a killed export left is removed by the next one."""
+    return path.with_name(f".{path.name}-{stage}.{os.getpid()}.tmp")
+
+
+def _clean_after_kills(*paths: Path) -> None:
+    for path in paths:
+        remove_stale_temporaries(path.parent, [path.name] + [f"{path.name}-{s}" for s in _STAGES])
+
+
 def export_onnx(model: LandmarkNet | str | Path, path: str | Path, opset: int = 17,
                 tolerance: float = 0.01) -> ExportResult:
     """Export a model (or checkpoint path) to ONNX and check it against PyTorch on random inputs.
@@ -85,7 +100,8 @@ def export_onnx(model: LandmarkNet | str | Path, path: str | Path, opset: int = 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     size = model.card["input_size"]
-    tmp = path.with_name(f".{path.name}.export.onnx")
+    _clean_after_kills(path)
+    tmp = _temporary(path, "export")
     wrapper = _Decoded(model).eval()  # eval: the exporter restores the wrapper's mode onto the model afterwards
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -148,8 +164,7 @@ def quantize_int8(fp32_path: str | Path, path: str | Path, calibration_images: n
     if len(calibration_images) == 0:
         raise ExportError(f"{path}: INT8 calibration needs at least one face image")
     path = Path(path)
-    pre = path.with_name(f".{path.name}.pre.onnx")
-    tmp = path.with_name(f".{path.name}.int8.onnx")
+    pre, tmp = _temporary(path, "pre"), _temporary(path, "int8")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -197,8 +212,8 @@ def export_onnx_int8(model, path: str | Path, calibration: str | Path, faces: in
         model, _ = load_checkpoint(model)
     ds = read_dataset(calibration, scheme=model.card["scheme"])  # bad calibration data fails before any writing
     samples = ds.samples[:faces]
-    staged = path.with_name(f".{path.name}.staged.onnx")
-    staged_int8 = path.with_name(f".{path.name}.staged.int8.onnx")
+    _clean_after_kills(path, int8_path)
+    staged, staged_int8 = _temporary(path, "staged"), _temporary(path, "staged-int8")
     try:
         res = export_onnx(model, staged, opset=opset, tolerance=tolerance)
         crops, back = sample_crops(samples, model.card, [s.landmark_box() for s in samples])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from kdmark.checkpoint import load_checkpoint
 from kdmark.config import TrainConfig, dump_config, from_dict, to_dict
 from kdmark.data.dataset import Augment, LandmarkDataset, split_by_photo
 from kdmark.data.records import Dataset, DatasetError, Sample
-from kdmark.errors import TrainingError
-from kdmark.io import atomic_write_text, remove_stale_temporaries
+from kdmark.errors import OutputError, TrainingError
+from kdmark.io import atomic_write_text, lock_folder, remove_stale_temporaries, unlock_folder
 from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
 from kdmark.schemes import LandmarkScheme
 
@@ -296,37 +295,17 @@ def cache_faces(cfg: TrainConfig, data: Data, fabric) -> None:
         fabric.print(f"kdmark: skipped {line}")
 
 
-_LOCKS: dict[str, object] = {}  # run folder -> its open, flock-ed lock file (released when the process ends)
-
-
 def _lock_run(out: Path) -> None:
     """Hold an exclusive lock on ``out/.lock`` so a second process cannot train into the same folder."""
-    import fcntl
-
-    key = str(out.resolve())
-    if key in _LOCKS:
-        return
-    f = open(out / ".lock", "a+")  # noqa: SIM115 - held open for the life of the run
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        owner = f.read().strip() or "another process"
-        f.close()
-        raise TrainingError(f"{out}: another kdmark process ({owner}) is training in this folder; wait for it or "
-                            "choose another out_dir") from None
-    f.truncate(0)
-    f.write(f"pid {os.getpid()}")
-    f.flush()
-    _LOCKS[key] = f
+        lock_folder(out, busy="is training in this folder")
+    except OutputError as err:
+        raise TrainingError(str(err).replace("choose another folder", "choose another out_dir")) from None
 
 
 def release_run(out: Path) -> None:
     """Unlock a run folder this process locked (a killed process releases its lock by exiting; the file stays)."""
-    f = _LOCKS.pop(str(Path(out).resolve()), None)
-    if f is not None:
-        (Path(out) / ".lock").unlink(missing_ok=True)
-        f.close()
+    unlock_folder(out)
 
 
 # Settings a resumed run may change: the length of the schedule (an extended cosine stretches from the step it is

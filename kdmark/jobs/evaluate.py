@@ -15,7 +15,7 @@ from kdmark.data.dataset import LandmarkDataset
 from kdmark.data.records import Sample
 from kdmark.data.transforms import apply_affine
 from kdmark.engine.loop import predict_dataset
-from kdmark.io import atomic_write_json, atomic_write_text
+from kdmark.io import atomic_write_text, write_together
 from kdmark.metrics import Metrics, plot_ced, score_samples
 from kdmark.schemes import LandmarkScheme, get_scheme
 
@@ -85,18 +85,21 @@ def evaluate_samples(checkpoint: str | Path, samples: list[Sample], out_dir: str
     pred, scores = predict_dataset(model, lds, batch_size, progress=progress, tta=tta)
     overall, per_image, subsets = score_samples(samples, pred, scheme, normaliser, threshold)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     report = {"checkpoint": str(checkpoint), "data": source, "tta": tta, **overall.to_dict(),
               "subsets": {k: v.to_dict() for k, v in subsets.items()}}
-    files = [atomic_write_json(out / "metrics.json", report),
-             atomic_write_text(out / "per_image.csv", _per_image_csv(samples, per_image, scores)),
-             plot_ced({Path(checkpoint).stem: per_image}, overall.threshold, out / "ced.png",
-                      title=f"CED ({overall.normaliser})")]
-    order = np.argsort(-per_image)[:worst]
-    if len(order):
-        titles = [f"{samples[i].key[-28:]}  NME {per_image[i] * 100:.1f}%" for i in order]
-        files.append(_draw_worst([samples[i] for i in order], [pred[i] for i in order], scheme, out / "worst.png",
-                                 titles))
+
+    def write(stage: Path) -> tuple[list[Path], dict]:
+        files = [atomic_write_text(stage / "per_image.csv", _per_image_csv(samples, per_image, scores)),
+                 plot_ced({Path(checkpoint).stem: per_image}, overall.threshold, stage / "ced.png",
+                          title=f"CED ({overall.normaliser})")]
+        order = np.argsort(-per_image)[:worst]
+        if len(order):
+            titles = [f"{samples[i].key[-28:]}  NME {per_image[i] * 100:.1f}%" for i in order]
+            files.append(_draw_worst([samples[i] for i in order], [pred[i] for i in order], scheme,
+                                     stage / "worst.png", titles))
+        return files, report
+
+    files = write_together(out, write, "metrics.json")  # one run's files together: metrics.json comes last
     return EvalResult(overall, subsets, per_image, out, files)
 
 

@@ -37,8 +37,20 @@ class PruneResult:
 
 
 def _retrain_config(cfg: PruneConfig, saved: dict) -> DistillConfig:
-    """The checkpoint's own training config, with the prune settings' overrides, as a distillation config."""
+    """The checkpoint's own training config, with the prune settings' overrides, as a distillation config. Extra
+    training folders the checkpoint was trained with that are not on this machine (a zoo model's labelled photos)
+    are left out, each with a note, unless ``train.data.extra`` says which to use."""
     base = {k: v for k, v in saved.items() if k in _TRAIN_KEYS and k not in ("teachers", "kd")}
+    if "extra" not in (cfg.train.get("data") or {}) and base.get("data", {}).get("extra"):
+        here = []
+        for extra in base["data"]["extra"]:
+            root = extra.get("root") if isinstance(extra, dict) else extra
+            if root and Path(root).exists():
+                here.append(extra)
+            else:
+                print(f"kdmark: {cfg.checkpoint} was also trained on {root}, which is not here: retraining without "
+                      "it (set train.data.extra=[...] to use other extra data)")
+        base = {**base, "data": {**base["data"], "extra": here}}
     overrides = flatten_overrides(base) + flatten_overrides(cfg.train)
     overrides += [f"optim.lr={cfg.lr}", "optim.warmup_epochs=0", "resume=false", "init_from=null", "ema=null",
                   f"out_dir={cfg.out_dir}", f"kd.pooled_feature={cfg.kd_weight}"]
@@ -57,21 +69,29 @@ def measure(model: torch.nn.Module, data, size: int, path: Path | None = None) -
 
 def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
     """Prune ``cfg.checkpoint`` and retrain it; writes ``pruned.ckpt`` and ``prune_report.json`` in ``out_dir``."""
-    model, payload = load_checkpoint(cfg.checkpoint)
+    from kdmark.zoo import resolve
+
+    source = Path(resolve(cfg.checkpoint))  # a zoo name prunes the shipped checkpoint
+    model, payload = load_checkpoint(source)
     dcfg = _retrain_config(cfg, payload.get("config", {}))
     out = Path(cfg.out_dir)
     run = prepare(dcfg, model)  # the one set-up train and distill use, around the loaded checkpoint
     fabric, dcfg, data = run.fabric, run.cfg, run.data
     cache_faces(dcfg, data, fabric)
     size = model.card["input_size"]
-    before = measure(model, data, size, Path(cfg.checkpoint))
+    before = measure(model, data, size, source)
     graph, layers = prunable_layers(model, size, residual=cfg.scope == "all")
     plain = LandmarkDataset(data.train.samples[: cfg.samples], data.scheme, model.codec, size, None,
                             dcfg.data.margin, dcfg.data.use_box, cache=False)  # L training faces, not augmented
     images = torch.stack([plain[i]["image"] for i in range(len(plain))])
-    teacher_path = cfg.checkpoint if cfg.teacher == "student" else cfg.teacher
+    teacher_path = source if cfg.teacher == "student" else cfg.teacher
     teacher = Teacher(teacher_path, size, size // dcfg.model.heatmap_stride)
     removed: dict[str, int] = {}
+    earlier = list(getattr(model, "channel_spec", None) or {})  # a checkpoint pruned before keeps those layers slim
+
+    def spec() -> dict[str, int]:
+        modules = dict(model.named_modules())
+        return {**{name: int(modules[name].out_channels) for name in earlier}, **channel_spec(model, layers)}
 
     def retrain(epochs: int, folder: str) -> None:
         if epochs <= 0:
@@ -92,11 +112,11 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
         scores = all_scores[layer.name] if cfg.schedule == "global" else score_layer(
             model, graph, layer, cfg.importance, images, _taylor_loss(model, data))
         removed[layer.name] = prune_layer(graph, layer, cfg.ratio, scores)
-        model.channel_spec = channel_spec(model, layers)
+        model.channel_spec = spec()
         if cfg.schedule == "layerwise" and removed[layer.name]:
             retrain(cfg.epochs_per_layer, f"layer{k:02d}")
     retrain(cfg.finetune_epochs, "finetune")
-    model.channel_spec = channel_spec(model, layers)
+    model.channel_spec = spec()
     config = {**to_dict(dcfg), "prune": to_dict(cfg)}
     path = save_checkpoint(out / "pruned.ckpt", model.eval(), config, {"source": str(cfg.checkpoint)})
     after = measure(model, data, size, path)

@@ -27,6 +27,7 @@ import numpy as np
 from kdmark.data.labels import read_label_records
 from kdmark.data.readers._common import IMAGE_SUFFIXES, is_image_file
 from kdmark.data.records import DatasetError
+from kdmark.io import lock_folder, unlock_folder
 from kdmark.teachers import TeacherError, fuse, make_landmarker, teacher_accuracy, weights_from_accuracy
 
 __all__ = ["label_images", "LabelReport", "list_images", "detector_faces", "IMAGE_SUFFIXES"]
@@ -62,7 +63,41 @@ def list_images(inputs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
             raise DatasetError(item, "no such file or folder")
     if not found:
         raise DatasetError(", ".join(map(str, inputs)), "no images found")
-    return found
+    return _one_source_each(found)
+
+
+def _one_source_each(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """Each output name from one photo: the same photo given twice is labelled once; two photos that would share a
+    name (``A/face.jpg B/face.jpg``, or two folders both called ``A``) are refused, since the link would come from
+    one and the points from the other."""
+    first: dict[str, Path] = {}
+    kept = []
+    for src, rel in found:
+        key = rel.as_posix()
+        if key in first:
+            if os.path.realpath(first[key]) == os.path.realpath(src):
+                continue
+            raise DatasetError(src, f"would be labelled as {key}, the name {first[key]} already takes in the "
+                                    "output; pass their folders, or rename one")
+        first[key] = src
+        kept.append((src, rel))
+    return kept
+
+
+def _refuse_inputs_in_out(inputs: Sequence[str | Path], out: Path) -> None:
+    """Labels are written beside the photos' links in ``out``: an input inside ``out`` would have its own
+    ``.pts`` files replaced, and an ``out`` inside an input folder would be read back as photos by the next run."""
+    from kdmark.io import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"--out": out}, [], [p for p in inputs if Path(p).is_dir()])
+    where = Path(os.path.realpath(out))
+    for item in map(Path, inputs):
+        real = Path(os.path.realpath(item))
+        if real == where or where in real.parents:
+            from kdmark.errors import OutputError
+
+            raise OutputError(f"{out}: --out holds the input {item}: its labels would be written among (and over) "
+                              "the photos' own files; choose an output folder outside the inputs")
 
 
 def detector_faces(detector=None) -> Callable[[np.ndarray], list[tuple[np.ndarray, np.ndarray | None]]]:
@@ -76,9 +111,20 @@ def detector_faces(detector=None) -> Callable[[np.ndarray], list[tuple[np.ndarra
     return lambda image: [(d.box, d.raw if d.source == "dlib" else None) for d in detect(image)]
 
 
-def _done(out: Path) -> set[str]:
-    """Photos an earlier run finished (a line cut short by a kill does not count: that photo is labelled again)."""
-    return {r["image"] for r in read_label_records(out) if "image" in r}
+def _done(out: Path) -> dict[str, str | None]:
+    """Photos an earlier run finished, by output name, with the photo each came from (None in records written
+    before kdmark kept it). A line cut short by a kill does not count: that photo is labelled again."""
+    return {r["image"]: r.get("source") for r in read_label_records(out) if "image" in r}
+
+
+def _refuse_other_sources(images: list[tuple[Path, Path]], done: dict[str, str | None], out: Path) -> None:
+    """A resumed run skips the names already labelled: refuse when a name now comes from another photo, whose
+    faces would silently be the earlier photo's."""
+    for src, rel in images:
+        before = done.get(rel.as_posix())
+        if before is not None and before != os.path.realpath(src):
+            raise DatasetError(src, f"{out} already holds labels of {rel.as_posix()} from {before}; label this "
+                                    "photo into another --out folder")
 
 
 def _place_image(src: Path, dst: Path, copy: bool) -> None:
@@ -163,12 +209,8 @@ def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Pa
     Faces whose mean point confidence is below ``min_confidence`` are left out and counted. Images are linked into
     ``out`` (``copy=True``: copied). ``detector``: "blazeface" (default), "dlib", a
     kdmark.deploy.detectors.FaceDetector, or a function image -> [(box, dlib detection or None), ...]. Every teacher
-    must give the points of ``scheme`` (default: the first
-    teacher's)."""
-    from tqdm.auto import tqdm
-
-    from kdmark.data.images import load_image
-    from kdmark.data.pts import write_pts
+    must give the points of ``scheme`` (default: the first teacher's). One process labels a shard of ``out`` at a
+    time (a lock file per shard); ``out`` may not hold an input nor lie inside an input folder."""
     from kdmark.schemes import get_scheme
 
     out = Path(out)
@@ -188,8 +230,25 @@ def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Pa
     normaliser = get_scheme(scheme).normaliser()
     if detector is None or isinstance(detector, str) or hasattr(detector, "raw"):  # a name or a FaceDetector
         detector = detector_faces(detector)
+    _refuse_inputs_in_out(inputs, out)
     out.mkdir(parents=True, exist_ok=True)
+    lock_folder(out, f".lock.r{rank}", busy=f"is labelling shard {rank} of {world} into this folder")
+    try:
+        return _label_shard(images, models, names, weights, normaliser, detector, min_confidence, copy, out,
+                            rank, world, progress)
+    finally:
+        unlock_folder(out, f".lock.r{rank}")
+
+
+def _label_shard(images, models, names, weights, normaliser, detector, min_confidence, copy, out, rank, world,
+                 progress) -> LabelReport:
+    from tqdm.auto import tqdm
+
+    from kdmark.data.images import load_image
+    from kdmark.data.pts import write_pts
+
     done = _done(out)
+    _refuse_other_sources(images, done, out)
     report = LabelReport(images=len(images))
     log_path = out / f"labels.r{rank}.jsonl"
     _end_cut_line(log_path)
@@ -206,7 +265,8 @@ def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Pa
             except DatasetError as err:
                 report.bad.append(str(err))
                 print(f"kdmark: skipped {err}")
-                log.write(json.dumps({"image": key, "status": "bad", "problem": err.problem, "faces": []}) + "\n")
+                log.write(json.dumps({"image": key, "source": os.path.realpath(src), "status": "bad",
+                                      "problem": err.problem, "faces": []}) + "\n")
                 continue
             faces = []
             found = detector(image)
@@ -228,7 +288,8 @@ def label_images(inputs: Sequence[str | Path], teachers: Sequence, out: str | Pa
                 _place_image(src, out / rel, copy)
             if not found:
                 report.no_face += 1
-            log.write(json.dumps({"image": key, "status": "ok" if found else "no_face", "faces": faces}) + "\n")
+            log.write(json.dumps({"image": key, "source": os.path.realpath(src),
+                                  "status": "ok" if found else "no_face", "faces": faces}) + "\n")
             log.flush()
             bar.set_postfix(kept=report.kept)
         os.fsync(log.fileno())

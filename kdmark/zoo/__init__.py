@@ -55,13 +55,41 @@ def is_zoo_name(spec) -> bool:
 
 
 def get(name: str) -> ZooModel:
+    """The zoo model ``name``; its files are checked against the sha256 that ``models.json`` records (once per
+    process and file version), so a file replaced or damaged inside the installed package is refused, not run."""
     info = _index().get(name)
     if info is None:
         known = ", ".join(_index()) or "none shipped"
         raise KeyError(f"{name}: not a kdmark zoo model (known: {known})")
     folder = _folder()
     onnx = folder / info["onnx"] if info.get("onnx") else None
+    for path in (folder / info["checkpoint"], onnx):
+        if path is not None:
+            _verify(name, path, (info.get("sha256") or {}).get(path.name))
     return ZooModel(name, folder / info["checkpoint"], onnx, folder / f"{name}.md", info)
+
+
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files whose sha256 matched
+
+
+def _verify(name: str, path: Path, expected: str | None) -> None:
+    from kdmark.errors import CheckpointError
+
+    try:
+        st = path.stat()
+    except OSError:
+        raise CheckpointError(f"{path}: the file of zoo model {name} is missing from the installed package; "
+                              "reinstall kdmark") from None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key in _VERIFIED:
+        return
+    if expected is None:
+        raise CheckpointError(f"{path}: models.json records no sha256 for this file of zoo model {name}; "
+                              "reinstall kdmark")
+    if sha256_of(path) != expected:
+        raise CheckpointError(f"{path}: does not match the sha256 that zoo model {name} ships with (models.json): "
+                              "the file was changed or damaged after installation; reinstall kdmark")
+    _VERIFIED.add(key)
 
 
 def resolve(spec):
