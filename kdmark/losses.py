@@ -54,20 +54,7 @@ def adaptive_wing_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.
                        omega: float = 14.0, theta: float = 0.5, epsilon: float = 1.0, alpha: float = 2.1,
                        map_weight: float = 10.0, map_threshold: float = 0.2) -> torch.Tensor:
     """Adaptive Wing loss on heatmaps (Wang et al., ICCV 2019) with its weight map
-    ``map_weight * [maxpool3x3(target) >= map_threshold] + 1`` (the form Hong & Lin use).
-
-    The target is a constant (ground-truth or teacher heatmaps): the loss and its gradient in ``pred`` are computed
-    in one pass, in float32 (or float64), keeping one tensor for the backward pass instead of autograd's chain of powers
-    (about 2x faster on a CPU; a distillation step computes it twice). A target that needs a gradient takes the
-    autograd form, ``_adaptive_wing_autograd``, which the fast one equals (tests/test_losses.py)."""
-    args = (omega, theta, epsilon, alpha, map_weight, map_threshold)
-    if target.requires_grad:
-        return _weighted_mean(_adaptive_wing_autograd(pred, target, *args), weights)
-    return _weighted_mean(_AdaptiveWing.apply(pred, target, *args), weights)
-
-
-def _adaptive_wing_autograd(pred, target, omega, theta, epsilon, alpha, map_weight, map_threshold):
-    """Per-element weighted Adaptive Wing loss, differentiable in both arguments."""
+    ``map_weight * [maxpool3x3(target) >= map_threshold] + 1`` (the form Hong & Lin use)."""
     y, d = target, (pred - target).abs()
     power = alpha - y
     ratio = theta / epsilon
@@ -75,37 +62,7 @@ def _adaptive_wing_autograd(pred, target, omega, theta, epsilon, alpha, map_weig
     c = theta * a - omega * torch.log1p(ratio**power)
     loss = torch.where(d < theta, omega * torch.log1p((d / epsilon) ** power), a * d - c)
     mask = (F.max_pool2d(y, 3, stride=1, padding=1) >= map_threshold).to(loss.dtype)
-    return loss * (map_weight * mask + 1)
-
-
-class _AdaptiveWing(torch.autograd.Function):
-    """Per-element weighted Adaptive Wing loss with its closed-form gradient in ``pred`` (the target constant)."""
-
-    @staticmethod
-    def forward(ctx, pred, target, omega, theta, epsilon, alpha, map_weight, map_threshold):
-        with torch.no_grad():
-            dt = torch.promote_types(pred.dtype, torch.float32)  # bf16/fp16 in float32; float64 stays
-            y, diff = target.to(dt), pred.to(dt) - target.to(dt)
-            u, power = diff.abs() / epsilon, alpha - y
-            near = u < theta / epsilon
-            up = u.pow(power)
-            rp = torch.exp(power * math.log(theta / epsilon))  # (theta / epsilon) ** power
-            a = omega / (1 + rp) * power * (rp * (epsilon / theta)) / epsilon
-            c = theta * a - omega * torch.log1p(rp)
-            w = map_weight * (F.max_pool2d(y, 3, stride=1, padding=1) >= map_threshold).to(dt) + 1
-            loss = torch.where(near, omega * torch.log1p(up), a * (u * epsilon) - c) * w
-            # d loss / d pred: omega * power * u^(power-1) / (epsilon * (1 + u^power)) near the target, a beyond;
-            # u^(power-1) = u^power / u (0 at u = 0, where the sign is 0 anyway)
-            slope = torch.where(near, omega * power * torch.where(u > 0, up / u, torch.zeros_like(u))
-                                / (epsilon * (1 + up)), a)
-            ctx.save_for_backward(slope * w * torch.sign(diff))
-            ctx.dtype = pred.dtype
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad):
-        (g,) = ctx.saved_tensors
-        return (grad.to(g.dtype) * g).to(ctx.dtype), None, None, None, None, None, None, None
+    return _weighted_mean(loss * (map_weight * mask + 1), weights)
 
 
 heatmap_mse = coord_mse  # the same mean squared error, over every heatmap pixel (Appl. Sci. loss2, MobileFAN L_MSE)
