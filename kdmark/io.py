@@ -47,10 +47,12 @@ def refuse_overwriting_inputs(outputs: dict[str, str | Path | None], inputs: lis
 _LOCKS: dict[str, object] = {}  # lock file -> its open, flock-ed handle (released when the process ends)
 
 
-def lock_folder(folder: str | Path, name: str = ".lock", busy: str = "is busy") -> Path:
+def lock_folder(folder: str | Path, name: str = ".lock", busy: str = "is busy",
+                instead: str = "choose another folder", error: type[Exception] | None = None) -> Path:
     """Hold an exclusive lock on ``folder/name`` for the life of this process (or until ``unlock_folder``), so
-    that a second kdmark process cannot write the same outputs at the same time; raises ``OutputError`` naming the
-    folder, the owner's pid and ``busy`` (what the other process is doing) when it is taken. Idempotent."""
+    that a second kdmark process cannot write the same outputs at the same time; when it is taken, raises
+    ``error`` (default ``OutputError``) naming the folder, the owner's pid, ``busy`` (what the other process is
+    doing) and ``instead`` (what to do). Idempotent."""
     import fcntl
 
     path = Path(folder) / name
@@ -64,8 +66,8 @@ def lock_folder(folder: str | Path, name: str = ".lock", busy: str = "is busy") 
         f.seek(0)
         owner = f.read().strip() or "another process"
         f.close()
-        raise _refused(f"{folder}: another kdmark process ({owner}) {busy}; wait for it or choose another "
-                       "folder") from None
+        message = f"{folder}: another kdmark process ({owner}) {busy}; wait for it or {instead}"
+        raise (error(message) if error else _refused(message)) from None
     f.truncate(0)
     f.write(f"pid {os.getpid()}")
     f.flush()
@@ -164,9 +166,7 @@ def write_together(folder: str | Path, write: Callable[[Path], tuple[list[Path],
     runs are removed."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(folder, [marker])  # killed runs' staging folders
     stage = folder / f".{marker}.{os.getpid()}.tmp"
-    shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
     try:
         files, obj = write(stage)
@@ -174,7 +174,7 @@ def write_together(folder: str | Path, write: Callable[[Path], tuple[list[Path],
         if marker in names or any(Path(f).parent != stage for f in files):
             raise ValueError(f"write_together: outputs must be written into {stage}, and not as {marker}")
         atomic_write_json(stage / marker, {**obj, "files": names + [marker]})
-        remove_stale_temporaries(folder, names)  # killed writers' halves of these files
+        remove_stale_temporaries(folder, names + [marker])  # killed runs' halves and staging folders
         modes = {n: _replaceable(folder / n) for n in names + [marker]}
         earlier = _listed(folder / marker)
         (folder / marker).unlink(missing_ok=True)  # from here on no marker vouches for a mixed set

@@ -34,15 +34,14 @@ def _steady(run_dir: Path) -> float:
 
 
 def one(mode: str, recipe: Path, steps: int, extra: list[str], tmp: str) -> dict:
-    from kdmark.config import DistillConfig, TrainConfig, from_dict, load_config, to_dict
-    from kdmark.jobs.train import distill, train
+    from kdmark.config import DistillConfig, load_config
 
     base = ["data.extra=[]", f"out_dir={tmp}/{mode}", "epochs=1", f"max_steps={steps}", "progress=false",
             "overwrite=true", "ema=0"]
     cfg = load_config(DistillConfig, recipe, base + extra + [f"kd.cached={'true' if mode == 'cached' else 'false'}"])
     start, said = time.perf_counter(), _Tee()
     with contextlib.redirect_stdout(said):
-        res = _run(mode, cfg, TrainConfig, from_dict, to_dict, train, distill)
+        res = _run(mode, cfg)
     wall = time.perf_counter() - start
     row = {"mode": mode, "images_per_s": _steady(res.out_dir), "wall_s": wall}
     m = re.search(r"ran once on (\d+) faces in (\d+) s", said.text)
@@ -63,7 +62,11 @@ class _Tee(io.StringIO):
         return self.getvalue()
 
 
-def _run(mode, cfg, TrainConfig, from_dict, to_dict, train, distill):
+def _run(mode: str, cfg):
+    """The supervised row is the same config without its teachers and distillation terms."""
+    from kdmark.config import TrainConfig, from_dict, to_dict
+    from kdmark.jobs.train import distill, train
+
     if mode == "supervised":
         plain = {k: v for k, v in to_dict(cfg).items() if k not in ("teachers", "kd", "unlabelled", "unlabelled_split")}
         return train(from_dict(TrainConfig, plain))

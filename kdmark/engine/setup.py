@@ -15,7 +15,7 @@ from kdmark.checkpoint import load_checkpoint
 from kdmark.config import TrainConfig, dump_config, from_dict, to_dict
 from kdmark.data.dataset import Augment, LandmarkDataset, split_by_photo
 from kdmark.data.records import Dataset, DatasetError, Sample
-from kdmark.errors import OutputError, TrainingError
+from kdmark.errors import TrainingError
 from kdmark.io import atomic_write_text, lock_folder, remove_stale_temporaries, unlock_folder
 from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
 from kdmark.schemes import LandmarkScheme
@@ -297,10 +297,7 @@ def cache_faces(cfg: TrainConfig, data: Data, fabric) -> None:
 
 def _lock_run(out: Path) -> None:
     """Hold an exclusive lock on ``out/.lock`` so a second process cannot train into the same folder."""
-    try:
-        lock_folder(out, busy="is training in this folder")
-    except OutputError as err:
-        raise TrainingError(str(err).replace("choose another folder", "choose another out_dir")) from None
+    lock_folder(out, busy="is training in this folder", instead="choose another out_dir", error=TrainingError)
 
 
 def release_run(out: Path) -> None:

@@ -27,7 +27,8 @@ import numpy as np
 from kdmark.data.labels import read_label_records
 from kdmark.data.readers._common import IMAGE_SUFFIXES, is_image_file
 from kdmark.data.records import DatasetError
-from kdmark.io import lock_folder, unlock_folder
+from kdmark.errors import OutputError
+from kdmark.io import lock_folder, refuse_overwriting_inputs, unlock_folder
 from kdmark.teachers import TeacherError, fuse, make_landmarker, teacher_accuracy, weights_from_accuracy
 
 __all__ = ["label_images", "LabelReport", "list_images", "detector_faces", "IMAGE_SUFFIXES"]
@@ -87,15 +88,11 @@ def _one_source_each(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
 def _refuse_inputs_in_out(inputs: Sequence[str | Path], out: Path) -> None:
     """Labels are written beside the photos' links in ``out``: an input inside ``out`` would have its own
     ``.pts`` files replaced, and an ``out`` inside an input folder would be read back as photos by the next run."""
-    from kdmark.io import refuse_overwriting_inputs
-
     refuse_overwriting_inputs({"--out": out}, [], [p for p in inputs if Path(p).is_dir()])
     where = Path(os.path.realpath(out))
     for item in map(Path, inputs):
         real = Path(os.path.realpath(item))
         if real == where or where in real.parents:
-            from kdmark.errors import OutputError
-
             raise OutputError(f"{out}: --out holds the input {item}: its labels would be written among (and over) "
                               "the photos' own files; choose an output folder outside the inputs")
 
