@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from kdmark.card import check_card
 from kdmark.errors import CheckpointError
 from kdmark.io import atomic_write
 from kdmark.models.landmark_net import LandmarkNet, model_from_card
@@ -53,6 +54,11 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: not a readable kdmark checkpoint ({what})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a kdmark checkpoint (no kdmark header)")
+    check_card(payload.get("card"), path)
+    weights = payload.get("state_dict")
+    if not isinstance(weights, dict) or not weights:
+        raise CheckpointError(f"{path}: a kdmark checkpoint without its weights (state_dict "
+                              f"{'missing' if weights is None else 'empty or not a mapping'})")
     return payload
 
 

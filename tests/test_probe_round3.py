@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 
@@ -570,3 +571,75 @@ def test_item17_a_killed_exports_temporaries_are_removed_by_the_next(tiny_checkp
     (tmp_path / f".other.onnx.{dead}.tmp").write_bytes(b"another output's: kept")
     export_onnx(tiny_checkpoint, tmp_path / "m.onnx")
     assert sorted(p.name for p in tmp_path.glob(".*")) == [f".other.onnx.{dead}.tmp"]
+
+
+def _with_card(tiny_checkpoint, tmp_path, change, name="damaged.ckpt"):
+    import torch
+
+    payload = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
+    change(payload)
+    torch.save(payload, tmp_path / name)
+    return tmp_path / name
+
+
+def _set(path: str, value):
+    def change(payload):
+        *parents, last = path.split(".")
+        d = payload
+        for k in parents:
+            d = d[k]
+        if value is _DROP:
+            del d[last]
+        else:
+            d[last] = value
+    return change
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (_set("card", "a string"), "damaged model card: must be a mapping, not str"),
+    (_set("card", [1, 2]), "damaged model card: must be a mapping, not list"),
+    (_set("card", {}), "damaged model card: scheme is missing"),
+    (_set("card.codec.stride", 0), "codec.stride must be a whole number from 1 to 64, not 0"),
+    (_set("card.input_size", 100000), "input_size must be a whole number from 16 to 1024, not 100000"),
+    (_set("card.num_points", "68"), "num_points must be a whole number"),
+    (_set("card.codec.sigma", float("nan")), "codec.sigma must be a number"),
+    (_set("card.crop", {"margin": -1}), "crop.margin must be a number from 0 to 2"),
+    (_set("card.model", _DROP), "damaged model card: model is missing"),
+    (_set("state_dict", _DROP), "without its weights (state_dict missing)"),
+])
+def test_item14_a_damaged_checkpoint_card_is_one_line(tiny_checkpoint, w300_root, tmp_path, capsys, change,
+                                                     problem):
+    bad = _with_card(tiny_checkpoint, tmp_path, change)
+    from kdmark.checkpoint import load_checkpoint
+    from kdmark.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=re.escape(problem)):
+        load_checkpoint(bad)
+    assert main(["eval", str(bad), "--data", str(w300_root), "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and problem in err[0], err
+
+
+@pytest.mark.parametrize(("meta", "problem"), [
+    ("{not json", "damaged model card: its kdmark_card metadata is not JSON"),
+    ("[]", "damaged model card: must be a mapping, not list"),
+    ('"text"', "damaged model card: must be a mapping, not str"),
+    (None, "input_size must be a whole number from 16 to 1024, not 100000"),
+])
+def test_item14_a_damaged_onnx_card_is_one_line(tiny_checkpoint, tmp_path, capsys, meta, problem):
+    """A card that asks predict for a 100000-px input is refused before any allocation."""
+    import onnx
+
+    from kdmark.deploy.export import export_onnx
+
+    path = export_onnx(tiny_checkpoint, tmp_path / "m.onnx").path
+    model = onnx.load(str(path))
+    entry = next(p for p in model.metadata_props if p.key == "kdmark_card")
+    entry.value = meta if meta is not None else json.dumps(json.loads(entry.value) | {"input_size": 100000})
+    onnx.save(model, str(path))
+    assert main(["predict", str(path), str(tmp_path / "none.jpg")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and problem in err[0], err
