@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -31,14 +32,44 @@ from kdmark.zoo import DEFAULT, sha256_of  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "300w"
 ZOO = ROOT / "kdmark" / "zoo"
-MODELS = {  # name: (trained checkpoint, ships an ONNX file, recipe, summary)
-    "kdmark-68-s": ("runs/zoo/s/best.ckpt", True, "recipes/zoo/kdmark-68-s.yaml",
-                    "small student: teacher pruned by half, distilled, 96 px"),
-    "kdmark-68-m": ("runs/zoo/m/best.ckpt", True, "recipes/zoo/kdmark-68-m.yaml",
-                    "medium student: teacher pruned by 30%, distilled, 128 px"),
-    "kdmark-68-teacher": ("runs/zoo/teacher/best.ckpt", False, "recipes/zoo/kdmark-68-teacher.yaml",
-                          "the teacher: ImageNet MobileNetV2, labelled + pseudo-labelled faces, 128 px"),
+PSEUDO_V2 = ("the 15,433 unlabelled photos of the shared data (every face BlazeFace finds), pseudo-labelled by "
+             "dlib's 68-point model, MediaPipe's Face Mesh mapped to 68 points and kdmark-68-teacher, fused per "
+             "landmark (`fusion: hand`) with each point weighted by the teachers' agreement (kdmark.data.pseudo)")
+MODELS = {  # name: where its trained weights are, whether it ships ONNX files, recipe, summary, training data
+    "kdmark-68-s": {
+        "source": "runs/campaign/s_cached/best.ckpt", "onnx": True,
+        "recipe": "recipes/zoo/kdmark-68-s-v2.yaml kd.cached=true",
+        "summary": "small student: the campaign teacher pruned by half, distilled 22 epochs, 96 px",
+        "data": PSEUDO_V2,
+        "note": "Zoo campaign stretch 3 (BENCHMARKS.md, \"The zoo campaign\"): 22 epochs, 386,496 images, the "
+                "teacher's heatmaps computed once per face (`kd.cached=true`); its held-out curve was flat at the "
+                "end of its cosine."},
+    "kdmark-68-m": {
+        "source": "runs/campaign/m/best.ckpt", "onnx": True, "recipe": "recipes/zoo/kdmark-68-m-v2.yaml",
+        "summary": "medium student: the campaign teacher pruned by 30%, distilled, 128 px", "data": PSEUDO_V2,
+        "note": "Zoo campaign stretch 4 (BENCHMARKS.md, \"The zoo campaign\")."},
+    "kdmark-68-teacher": {
+        "source": "models/campaign/kdmark-68-teacher-v2.state.ckpt", "onnx": False,
+        "recipe": "recipes/zoo/kdmark-68-teacher-v2.yaml",
+        "summary": "the teacher: ImageNet MobileNetV2, labelled + pseudo-labelled faces, 128 px", "data": PSEUDO_V2,
+        "note": "Zoo campaign stretch 1 (BENCHMARKS.md, \"The zoo campaign\"): 14 epochs from the first "
+                "kdmark-68-teacher, 245,952 images; flat at the end of its cosine."},
 }
+
+
+def machine() -> str:
+    """The CPU the latencies were measured on, in a few words."""
+    import platform
+
+    from kdmark.runtime import int8_is_fast
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores, {'with' if int8_is_fast() else 'without'} 8-bit dot-product instructions"
 
 
 def calibration_crops(card: dict, n: int = 64) -> np.ndarray:
@@ -49,8 +80,8 @@ def calibration_crops(card: dict, n: int = 64) -> np.ndarray:
 
 
 def package(name: str, runs: int) -> dict:
-    source, ships_onnx, recipe, summary = MODELS[name]
-    model, payload = load_checkpoint(ROOT / source)
+    spec = MODELS[name]
+    model, payload = load_checkpoint(ROOT / spec["source"])
     config = payload.get("config", {})
     half = copy.deepcopy(model).half()  # weights stored in float16 (half the size); loading casts them back
     ckpt = save_checkpoint(ZOO / f"{name}.ckpt", half, config,  # weights, card and config only: no train state
@@ -59,7 +90,8 @@ def package(name: str, runs: int) -> dict:
     report = bench(ckpt, data=DATA, split="train", heldout=0.1, vs_dlib=True, runs=runs, max_faces=500)
     gt = evaluate(ckpt, DATA, split="train", heldout=0.1, out_dir=ROOT / "runs" / "zoo" / f"eval-{name}",
                   progress=False).metrics
-    entry = {"checkpoint": ckpt.name, "onnx": None, "summary": summary, "recipe": recipe,
+    entry = {"checkpoint": ckpt.name, "onnx": None, "onnx_int8": None, "summary": spec["summary"],
+             "recipe": spec["recipe"], "data": spec["data"], "note": spec["note"],
              "scheme": model.card["scheme"], "input_size": model.card["input_size"], "params": report.params,
              "macs": report.macs, "nme": gt.nme, "fr": gt.fr, "auc": gt.auc,
              "vs_dlib": {"faces": report.accuracy["torch"]["faces"],
@@ -70,19 +102,17 @@ def package(name: str, runs: int) -> dict:
                                            if k.endswith(" 2t")}},
              "sizes": report.sizes}
     lat = entry["vs_dlib"]["latency_ms_1t"]
-    file = ckpt
-    if ships_onnx:  # the faster of FP32 and INT8 at one thread, unless INT8 costs more than 0.05% NME
+    files = [ckpt]
+    entry["size_bytes"], entry["latency_ms"] = ckpt.stat().st_size, lat["torch-eager"]
+    if spec["onnx"]:  # both files ship; Predictor runs the INT8 one where this CPU makes it faster (runtime.py)
         fp32 = export_onnx(ckpt, ZOO / f"{name}.onnx").path
-        int8_ok = (lat["onnx-int8"] < lat["onnx-fp32"] and
-                   report.accuracy["onnx-int8"]["nme"] - report.accuracy["onnx-fp32"]["nme"] < 5e-4)
-        file = fp32
-        if int8_ok:
-            file = quantize_int8(fp32, ZOO / f"{name}.int8.onnx", calibration_crops(model.card))
-            fp32.unlink()
-        entry["onnx"] = file.name
-    entry["size_bytes"] = file.stat().st_size
-    entry["latency_ms"] = lat["onnx-int8" if file.name.endswith(".int8.onnx") else "onnx-fp32"]
-    entry["sha256"] = {p.name: sha256_of(p) for p in dict.fromkeys((ckpt, file))}
+        int8 = quantize_int8(fp32, ZOO / f"{name}.int8.onnx", calibration_crops(model.card))
+        files += [fp32, int8]
+        entry["onnx"], entry["onnx_int8"] = fp32.name, int8.name
+        entry["size_bytes"], entry["latency_ms"] = fp32.stat().st_size, lat["onnx-fp32"]
+        entry["size_bytes_int8"], entry["latency_ms_int8"] = int8.stat().st_size, lat["onnx-int8"]
+    entry["sha256"] = {p.name: sha256_of(p) for p in files}
+    entry["machine"] = machine()
     write_card(name, entry, payload)
     print(f"{name}: NME {gt.nme:.3%} (GT boxes), vs dlib " + ", ".join(
         f"{k} {v:.3%}" for k, v in entry["vs_dlib"]["nme"].items()) + "; 1t ms " + ", ".join(
@@ -98,22 +128,18 @@ TERMS = ("**Licence terms: non-commercial research only.** The weights were trai
          "inherit the most restrictive of their sources' terms.")
 
 
-NOTES = {
-    "kdmark-68-teacher": "The teacher was stopped after 3 of its 4 cosine epochs (`max_steps=1053`) for time; its "
-                         "fine-tuning on the pseudo-labelled photos moved it from 3.553% to 3.549%.",
-}
-
-
-def verdict(name: str, e: dict) -> str:
+def verdict(e: dict) -> str:
     """The plain reading of the table: where the model stands against dlib on accuracy and speed."""
     vs, lat1, lat2 = e["vs_dlib"]["nme"], e["vs_dlib"]["latency_ms_1t"], e["vs_dlib"]["latency_ms_2t"]
-    ours, dlib = vs["onnx-fp32"], vs["dlib-68"]
-    shipped = "onnx-int8" if (e["onnx"] or "").endswith(".int8.onnx") else "onnx-fp32"
+    ours, dlib = vs.get("onnx-fp32", vs["torch"]), vs["dlib-68"]
     acc = (f"more accurate than dlib here ({ours:.2%} vs {dlib:.2%})" if ours < dlib else
            f"**less accurate than dlib on these faces** ({ours:.2%} vs {dlib:.2%} NME; dlib trained on them)")
-    speed = (f"{lat1[shipped]:.2f} ms a face on one thread and {lat2[shipped]:.2f} ms on two, against dlib's "
-             f"{lat1['dlib-68']:.2f} ms (single-threaded)")
-    return f"Reading: {acc}; {speed}. " + NOTES.get(name, "")
+    if not e.get("onnx"):
+        return f"Reading: {acc}; a teacher, run on PyTorch ({lat1['torch-eager']:.2f} ms a face on one thread). "
+    fast = min(("onnx-fp32", "onnx-int8"), key=lambda k: lat1[k])
+    speed = (f"{lat1['onnx-fp32']:.2f} ms a face on one thread in FP32 and {lat1['onnx-int8']:.2f} ms in INT8 "
+             f"({lat2[fast]:.2f} ms on two threads), against dlib's {lat1['dlib-68']:.2f} ms (single-threaded)")
+    return f"Reading: {acc}; {speed}."
 
 
 def write_card(name: str, e: dict, payload: dict) -> None:
@@ -128,11 +154,19 @@ def write_card(name: str, e: dict, payload: dict) -> None:
     cfg = payload.get("config", {})
     stride = cfg.get("model", {}).get("heatmap_stride")
     pruned = " pruned (channel spec in the checkpoint)" if payload.get("channel_spec") else ""
+    if e.get("onnx_int8"):
+        runs = (f"`kdmark predict` and `kdmark.Predictor` run `{e['onnx_int8']}` ({e['size_bytes_int8'] / 1e6:.2f} "
+                f"MB) on CPUs with 8-bit dot-product instructions (x86 VNNI or AMX, Arm dot product: "
+                f"`kdmark.runtime.int8_is_fast()`), where it is the faster file, and `{e['onnx']}` "
+                f"({e['size_bytes'] / 1e6:.2f} MB) elsewhere; `--precision fp32|int8` chooses. "
+                f"`kdmark export {name} --web DIR` gives the page the INT8 file (the smaller download).")
+    else:
+        runs = f"`kdmark predict --model {name}` runs `{e['checkpoint']}` on PyTorch ({e['size_bytes'] / 1e6:.2f} MB)."
     text = f"""# {name}
 
-{e['summary'].capitalize()}. A 68-point (iBUG / 300-W) facial-landmark model; use it by name anywhere kdmark
-takes a model: `kdmark predict{'' if name == DEFAULT else f' --model {name}'} photo.jpg`, `kdmark.Predictor("{name}")`,
-`teachers=[{name}]`, `init_from={name}`, `kdmark bench {name}`.
+{e['summary'][0].upper() + e['summary'][1:]}. A 68-point (iBUG / 300-W) facial-landmark model; use it by name
+anywhere kdmark takes a model: `kdmark predict{'' if name == DEFAULT else f' --model {name}'} photo.jpg`,
+`kdmark.Predictor("{name}")`, `teachers=[{name}]`, `init_from={name}`, `kdmark bench {name}`.
 
 {TERMS}
 
@@ -142,9 +176,9 @@ takes a model: `kdmark predict{'' if name == DEFAULT else f' --model {name}'} ph
   MACs. Weights stored in float16 (loaded as float32).
 - Files:
 {files}
-- Recipe: `{e['recipe']}`, built by `bash scripts/build_zoo.sh` (then `python scripts/zoo_package.py`).
+- Recipe: `{e['recipe']}`. {e.get('note', '')}
 - Training data: the 1094 training faces of kdmark's fixed split of the shared 300-W faces (AFW, HELEN, LFPW
-  training images) and ~10k unlabelled real photos pseudo-labelled by dlib + MediaPipe (`kdmark data label`).
+  training images) and {e.get('data', 'unlabelled real photos pseudo-labelled by dlib + MediaPipe')}.
 
 ## Measured (this package's numbers; `kdmark bench {name} --data 300w --split train --heldout 0.1 --vs dlib`)
 
@@ -152,16 +186,16 @@ NME (inter-ocular) on the 119 faces kdmark's split holds out of the 300-W traini
 landmark boxes: **{e['nme']:.3%}** (FR@0.08 {e['fr']:.2%}, AUC@0.08 {e['auc']:.4f}).
 
 Against dlib's 68-point shape predictor on the {vs['faces']} held-out faces dlib's HOG detector finds, both given the
-same detector box (dlib was trained on these faces: a hard bar); latency is batch 1, one process, p50 ms:
+same detector box (dlib was trained on these faces: a hard bar); latency is batch 1, one process, p50 ms, on the
+machine that packaged it ({e.get('machine', 'not recorded')}):
 
 | model | NME | ms 1 thread | ms 2 threads |
 |---|---|---|---|
 {rows}
 
-`kdmark predict` runs `{e['onnx'] or e['checkpoint']}` ({e['size_bytes'] / 1e6:.2f} MB); the INT8 ONNX
-(`kdmark export {name} --int8 --calibration PATH/300w`) is {e['sizes']['onnx_int8'] / 1e6:.2f} MB.
+{runs}
 
-{verdict(name, e)}
+{verdict(e)}
 """
     atomic_write_text(ZOO / f"{name}.md", text)
 
@@ -176,10 +210,10 @@ def main() -> int:
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     if args.cards_only:
         for name, entry in index.items():
-            write_card(name, entry, load_checkpoint(ROOT / MODELS[name][0])[1])
+            write_card(name, entry, load_checkpoint(ZOO / entry["checkpoint"])[1])
         return 0
     for name in MODELS:
-        if (args.only and name != args.only) or not (ROOT / MODELS[name][0]).is_file():
+        if (args.only and name != args.only) or not (ROOT / MODELS[name]["source"]).is_file():
             continue
         for old in ZOO.glob(f"{name}.*onnx"):
             old.unlink()

@@ -34,7 +34,7 @@ def _package_files() -> dict[str, float]:
 @pytest.mark.parametrize("name", NAMES)
 def test_zoo_model_loads_and_matches_its_card(name):
     entry = zoo.get(name)
-    files = [entry.checkpoint] + ([entry.onnx] if entry.onnx else [])
+    files = [entry.checkpoint] + [f for f in (entry.onnx, entry.int8) if f is not None]
     for path in files:
         assert path.is_file() and zoo.sha256_of(path) == entry.info["sha256"][path.name]
         assert entry.info["sha256"][path.name] in entry.card.read_text(), f"{path.name}: sha256 not in the card"
@@ -46,20 +46,70 @@ def test_zoo_model_loads_and_matches_its_card(name):
         assert needle in card, needle
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if zoo.get(n).onnx])
-def test_zoo_onnx_equals_its_checkpoint(name, w300_root):
+ONNX_FILES = [(n, kind) for n in NAMES for kind in ("onnx", "int8") if getattr(zoo.get(n), kind) is not None]
+
+
+@pytest.mark.parametrize(("name", "kind"), ONNX_FILES)
+def test_zoo_onnx_equals_its_checkpoint(name, kind, w300_root):
+    """On real face crops (INT8 is calibrated on faces; on noise its ranges clip)."""
+    from kdmark.data import read_dataset
+    from kdmark.deploy.predict import sample_crops
+
     entry = zoo.get(name)
     model, _ = load_checkpoint(entry.checkpoint)
-    size = model.card["input_size"]
-    torch.manual_seed(0)
-    x = torch.rand(4, 3, size, size)
+    faces = read_dataset(w300_root).samples[:8]
+    crops = sample_crops(faces, model.card, [f.landmark_box() for f in faces])[0].astype(np.float32)
+    x = torch.from_numpy(crops)
     ref = model.predict(x)[0].numpy()
-    pts = onnx_session(entry.onnx).run(["points", "scores"], {"image": x.numpy()})[0]
+    path = getattr(entry, kind)
+    pts = onnx_session(path).run(["points", "scores"], {"image": x.numpy()})[0]
     err = np.abs(pts - ref)
-    if entry.onnx.name.endswith(".int8.onnx"):  # INT8: within its quantisation error, in input pixels
-        assert np.median(err) < 0.5
+    if kind == "int8":  # INT8: within its quantisation error, in input pixels
+        assert path.name.endswith(".int8.onnx") and np.median(err) < 0.5
     else:
         assert np.percentile(err, 99) < 0.02
+
+
+def test_the_small_student_ships_an_int8_file_under_1_mb():
+    """Issue 26 item 6: kdmark-68-s also as INT8 ONNX, at most 1 MB, inside the package."""
+    entry = zoo.get("kdmark-68-s")
+    assert entry.int8 is not None and entry.int8.stat().st_size <= 1_000_000
+    assert entry.info["size_bytes_int8"] == entry.int8.stat().st_size
+
+
+@pytest.mark.parametrize(("fast", "precision", "want"), [
+    (True, "auto", "int8"), (False, "auto", "onnx"), (True, "fp32", "onnx"), (False, "int8", "int8")])
+def test_precision_picks_the_shipped_file(monkeypatch, fast, precision, want):
+    """auto runs the INT8 file only where this CPU has 8-bit dot-product instructions (where it measured faster)."""
+    import kdmark.runtime
+    from kdmark.deploy.predict import _zoo_onnx
+
+    monkeypatch.setattr(kdmark.runtime, "int8_is_fast", lambda: fast)
+    entry = zoo.get("kdmark-68-s")
+    assert _zoo_onnx(entry, precision) == getattr(entry, want)
+    p = kdmark.Predictor("kdmark-68-s", precision=precision)
+    assert p.card.get("precision", "fp32") == ("int8" if want == "int8" else "fp32")
+
+
+def test_int8_speed_rule_reads_the_cpu_flags():
+    from kdmark.runtime import _has_dot_product
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma bmi2\n"
+    vnni = "flags\t\t: fpu sse avx2 avx512f avx512bw avx512_vnni avx512_bf16\n"
+    arm = "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics asimddp\n"
+    assert not _has_dot_product(avx2) and _has_dot_product(vnni) and _has_dot_product(arm)
+    assert not _has_dot_product("")
+
+
+def test_precision_is_checked(tiny_checkpoint, capsys):
+    from kdmark.errors import CheckpointError, ConfigError
+
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        kdmark.Predictor("kdmark-68-s", precision="int4")
+    with pytest.raises(CheckpointError, match="ships no INT8 file"):
+        kdmark.Predictor("kdmark-68-teacher", precision="int8")
+    with pytest.raises(CheckpointError, match="export one"):
+        kdmark.Predictor(tiny_checkpoint, precision="int8")
 
 
 def test_default_model_is_used_when_none_is_given(tmp_path, capsys):

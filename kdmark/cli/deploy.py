@@ -15,7 +15,7 @@ def export(args: argparse.Namespace) -> int:
     if args.web:
         from kdmark.deploy.web import export_web
 
-        out = export_web(args.checkpoint, args.web, ort_web=args.ort_web)
+        out = export_web(args.checkpoint, args.web, ort_web=args.ort_web, precision=args.precision)
         print(f"wrote {out}/ (index.html, models, onnxruntime-web); serve it: python -m http.server -d {out} 8000")
         return 0
     from kdmark.deploy.export import export_onnx, export_onnx_int8
@@ -41,7 +41,8 @@ def predict(args: argparse.Namespace) -> int:
     return predict_files(args.inputs, model=args.model, boxes=args.boxes, json_out=args.json, draw=args.draw,
                          backend=args.backend, batch_size=args.batch_size, smooth=not args.no_smooth,
                          max_frames=args.max_frames, detector=args.detector,
-                         detector_threshold=args.detector_threshold, min_face=args.min_face, tta=args.tta)
+                         detector_threshold=args.detector_threshold, min_face=args.min_face, tta=args.tta,
+                         precision=args.precision)
 
 
 def register(verbs) -> None:
@@ -60,6 +61,9 @@ def register(verbs) -> None:
     p.add_argument("--int8", action="store_true", help="also write a statically quantised INT8 model")
     p.add_argument("--calibration", default=None, help="dataset of real faces for INT8 calibration")
     p.add_argument("--calibration-faces", type=int, default=128)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"],
+                   help="--web with a zoo model: which shipped file the page runs (auto: INT8 where one ships, "
+                        "the smaller download)")
     p.set_defaults(func=export)
 
     p = verbs.add_parser("predict", help="landmarks for images, folders and videos")
@@ -83,5 +87,8 @@ def register(verbs) -> None:
                         "BlazeFace, 0 for dlib; JSON 'detector_score')")
     p.add_argument("--min-face", type=non_negative, default=0.0,
                    help="ignore detected faces smaller than this (pixels)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"],
+                   help="a zoo model that ships an INT8 file: auto runs it where this CPU makes it faster than "
+                        "FP32 (VNNI / dot-product instructions), else FP32")
     add_tta(p)
     p.set_defaults(func=predict)

@@ -88,12 +88,21 @@ class _OnnxBackend:
         return pts, scores
 
 
-def onnx_file(model, folder: str | Path) -> Path:
-    """The ONNX file of a zoo name (its shipped file), of an ``.onnx`` path (itself), or of a checkpoint (exported
-    into ``folder``, parity-checked; torch is imported for this case only)."""
+def _zoo_onnx(entry: zoo.ZooModel, precision: str) -> Path | None:
+    """The shipped ONNX file of a zoo model at ``precision`` ("auto": :func:`kdmark.runtime.pick_precision`)."""
+    from kdmark.runtime import pick_precision
+
+    if pick_precision(precision, entry.int8 is not None) == "int8":
+        return entry.int8
+    return entry.onnx
+
+
+def onnx_file(model, folder: str | Path, precision: str = "fp32") -> Path:
+    """The ONNX file of a zoo name (its shipped file at ``precision``), of an ``.onnx`` path (itself), or of a
+    checkpoint (exported into ``folder``, parity-checked; torch is imported for this case only)."""
     if zoo.is_zoo_name(model):
         entry = zoo.get(model)
-        model = entry.onnx if entry.onnx is not None else entry.checkpoint
+        model = _zoo_onnx(entry, precision) or entry.checkpoint
     path = Path(model)
     if path.suffix.lower() == ".onnx":
         return path
@@ -102,13 +111,20 @@ def onnx_file(model, folder: str | Path) -> Path:
     return export_onnx(path, Path(folder) / (path.stem + ".onnx")).path
 
 
-def _load(model, backend: str, threads: int | None):
+def _load(model, backend: str, threads: int | None, precision: str = "auto"):
     """(callable backend, card) for a LandmarkNet, a zoo model's name, a .ckpt or a .onnx file."""
+    from kdmark.runtime import check_precision
+
+    check_precision(precision)
     if hasattr(model, "predict") and hasattr(model, "card"):  # a LandmarkNet (torch is imported only for these)
         return _TorchBackend(model, threads), model.card
     if zoo.is_zoo_name(model):  # a zoo model runs from its shipped ONNX file unless torch is asked for
         entry = zoo.get(model)
-        model = entry.onnx if entry.onnx is not None and backend != "torch" else entry.checkpoint
+        onnx = _zoo_onnx(entry, precision) if backend != "torch" else None
+        model = onnx if onnx is not None else entry.checkpoint
+    elif precision == "int8" and not str(model).endswith(".int8.onnx"):
+        raise CheckpointError(f"{model}: precision='int8' chooses a zoo model's shipped INT8 file; for this model "
+                              "export one (kdmark export MODEL --int8 --calibration FACES) and run the .int8.onnx")
     path = Path(model)
     if path.suffix == ".onnx" or backend == "onnx":
         from kdmark.runtime import read_onnx_card
@@ -172,14 +188,17 @@ class Predictor:
             BlazeFace's probability, 0 for dlib's margin).
         min_face: ignore detected faces whose box is smaller than this many pixels.
         tta: test-time augmentation, "none" or "flip" (the mirrored crop too, averaged; twice the network time).
+        precision: for a zoo model that ships an INT8 file too: "auto" (INT8 where this CPU has the dot-product
+            instructions that make it faster than FP32, ``kdmark.runtime.int8_is_fast``), "fp32" or "int8".
     """
 
     def __init__(self, model=zoo.DEFAULT, backend: str = "auto", threads: int | None = None,
                  margin: float | None = None, batch_size: int = 32, detector=None,
-                 detector_threshold: float | None = None, min_face: float = 0.0, tta: str = "none"):
+                 detector_threshold: float | None = None, min_face: float = 0.0, tta: str = "none",
+                 precision: str = "auto"):
         from kdmark.schemes import get_scheme, with_tta
 
-        self.run, self.card = _load(model, backend, threads)
+        self.run, self.card = _load(model, backend, threads, precision)
         self.run = with_tta(self.run, tta, get_scheme(self.card["scheme"]))
         self.detector = make_detector(detector, detector_threshold, min_face)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

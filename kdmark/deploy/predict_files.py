@@ -168,7 +168,7 @@ def model_and_inputs(inputs: list[str], model: str | None = None) -> tuple[str, 
 def predict_files(inputs: list[str], model: str | None = None, boxes: str | None = None, json_out: str | None = None,
                   draw: str | None = None, backend: str = "auto", batch_size: int = 32, smooth: bool = True,
                   max_frames: int = 300, detector: str = "blazeface", detector_threshold: float | None = None,
-                  min_face: float = 0.0, tta: str = "none") -> int:
+                  min_face: float = 0.0, tta: str = "none", precision: str = "auto") -> int:
     """``kdmark predict``: landmarks for images, folders, videos and cameras (``inputs``, optionally led by a model,
     see :func:`model_and_inputs`); results as JSON (``json_out``, ``-`` for stdout) or a summary, drawings in
     ``draw``. One bad input is one error line; returns the exit status (1 when any input failed)."""
@@ -178,7 +178,7 @@ def predict_files(inputs: list[str], model: str | None = None, boxes: str | None
     names = _unique_names(files)
     _refuse_outputs_over_inputs(files, inputs, names, model, json_out, draw)
     predictor = Predictor(model, backend=backend, batch_size=batch_size, detector=detector,
-                          detector_threshold=detector_threshold, min_face=min_face, tta=tta)
+                          detector_threshold=detector_threshold, min_face=min_face, tta=tta, precision=precision)
     box_table = _load_boxes(boxes)
     if draw is not None:
         draw.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ class ZooModel:
     name: str
     checkpoint: Path  # the kdmark checkpoint (weights + card)
     onnx: Path | None  # the exported ONNX file, when one ships (the fast path of Predictor)
+    int8: Path | None  # its statically quantised INT8 copy, when one ships (``precision="int8"``, the web page)
     card: Path  # the model card (markdown)
     info: dict  # the models.json entry: summary, sha256, measured NME / size / latency
 
@@ -63,10 +64,11 @@ def get(name: str) -> ZooModel:
         raise KeyError(f"{name}: not a kdmark zoo model (known: {known})")
     folder = _folder()
     onnx = folder / info["onnx"] if info.get("onnx") else None
-    for path in (folder / info["checkpoint"], onnx):
+    int8 = folder / info["onnx_int8"] if info.get("onnx_int8") else None
+    for path in (folder / info["checkpoint"], onnx, int8):
         if path is not None:
             _verify(name, path, (info.get("sha256") or {}).get(path.name))
-    return ZooModel(name, folder / info["checkpoint"], onnx, folder / f"{name}.md", info)
+    return ZooModel(name, folder / info["checkpoint"], onnx, int8, folder / f"{name}.md", info)
 
 
 _VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files whose sha256 matched
@@ -99,13 +101,17 @@ def resolve(spec):
 
 def table() -> list[str]:
     """``kdmark models``: one line per shipped model (name, NME, size, latency, summary) and what the figures mean."""
+    from kdmark.runtime import pick_precision
+
     rows = [("name", "NME 300-W val", "size", "ms/face", "summary")]
     for m in models():
         i = m.info
+        int8 = pick_precision("auto", m.int8 is not None) == "int8"  # the file predict runs on this CPU
+        size, ms = (i["size_bytes_int8"], i["latency_ms_int8"]) if int8 else (i["size_bytes"], i["latency_ms"])
         rows.append((m.name + (" (default)" if m.name == DEFAULT else ""), f"{i['nme']:.3%}",
-                     f"{i['size_bytes'] / 1e6:.2f} MB", f"{i['latency_ms']:.2f}", m.summary))
+                     f"{size / 1e6:.2f} MB" + (" INT8" if int8 else ""), f"{ms:.2f}", m.summary))
     widths = [max(len(r[k]) for r in rows) for k in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4] for r in rows]
-    return lines + ["NME: inter-ocular, kdmark's 119 held-out 300-W training faces; size: the file predict runs; "
-                    "ms/face: onnxruntime, batch 1, 1 thread, this package's measurement (kdmark bench NAME "
+    return lines + ["NME: inter-ocular, kdmark's 119 held-out 300-W training faces; size: the file predict runs on this "
+                    "CPU (INT8 where it has 8-bit dot-product instructions); ms/face: onnxruntime (PyTorch for a model that ships no ONNX file), batch 1, 1 thread, this package's measurement (kdmark bench NAME "
                     "re-measures here). Terms: kdmark models NAME"]

@@ -105,10 +105,12 @@ def _read_tgz(data: bytes, name: Path) -> dict[str, bytes]:
         raise ExportError(f"{name}: not an onnxruntime-web package ({err})") from None
 
 
-def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles: int = 1) -> Path:
+def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles: int = 1,
+               precision: str = "auto") -> Path:
     """Write the web page for ``model`` (a zoo name, .onnx or .ckpt) into the folder ``out`` and return it. ``out``
     is written whole or not at all; an earlier kdmark export there is replaced, any other non-empty folder is
-    refused."""
+    refused. A zoo model that ships an INT8 file gives the page that file (``precision="auto"``: the page's
+    download is what matters most in a browser; "fp32" keeps the FP32 file)."""
     from kdmark.deploy.detectors import TO_LANDMARK_BOX
     from kdmark.deploy.detectors import blazeface as bf
     from kdmark.deploy.predict import VIDEO_ONE_EURO, onnx_file
@@ -122,7 +124,9 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
     stage.chmod(0o755)  # mkdtemp makes it private; a web server must read it
     try:
         with tempfile.TemporaryDirectory(prefix="kdmark-") as tmp:  # a checkpoint is exported here first
-            shutil.copyfile(onnx_file(model, tmp), stage / "landmarks.onnx")
+            if precision == "auto":
+                precision = "int8" if zoo.is_zoo_name(model) and zoo.get(model).int8 is not None else "fp32"
+            shutil.copyfile(onnx_file(model, tmp, precision), stage / "landmarks.onnx")
         card = read_onnx_card(stage / "landmarks.onnx")
         name = str(model) if zoo.is_zoo_name(model) else Path(model).stem
         shutil.copyfile(bf.ONNX_PATH, stage / "blazeface.onnx")
@@ -143,7 +147,7 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
             MARKER: 1,
             "model": {"file": "landmarks.onnx", "name": name, "input_size": card["input_size"],
                       "margin": card.get("crop", {}).get("margin", 0.15), "num_points": card["num_points"],
-                      "scheme": card.get("scheme")},
+                      "scheme": card.get("scheme"), "precision": card.get("precision", "fp32")},
             "detector": {"file": "blazeface.onnx", "threshold": 0.5, "min_face": 0.0, "tiles": tiles,
                          "tile_overlap": bf.TILE_OVERLAP, "tile_edge": bf.TILE_EDGE, "nms_iou": bf.NMS_IOU,
                          "to_landmark_box": list(TO_LANDMARK_BOX["blazeface"])},
