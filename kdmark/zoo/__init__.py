@@ -112,6 +112,7 @@ def table() -> list[str]:
                      f"{size / 1e6:.2f} MB" + (" INT8" if int8 else ""), f"{ms:.2f}", m.summary))
     widths = [max(len(r[k]) for r in rows) for k in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4] for r in rows]
-    return lines + ["NME: inter-ocular, kdmark's 119 held-out 300-W training faces; size: the file predict runs on this "
-                    "CPU (INT8 where it has 8-bit dot-product instructions); ms/face: onnxruntime (PyTorch for a model that ships no ONNX file), batch 1, 1 thread, this package's measurement (kdmark bench NAME "
-                    "re-measures here). Terms: kdmark models NAME"]
+    return lines + ["NME: inter-ocular, kdmark's 119 held-out 300-W training faces; size: the file predict runs "
+                    "on this CPU (INT8 where it has 8-bit dot-product instructions); ms/face: onnxruntime (PyTorch "
+                    "for a model that ships no ONNX file), batch 1, 1 thread, this package's measurement (kdmark "
+                    "bench NAME re-measures here). Terms: kdmark models NAME"]
