@@ -513,13 +513,18 @@ def test_item17_a_killed_writers_temporaries_are_removed(tiny_checkpoint, w300_r
 # item 12: prune takes zoo names, and a zoo checkpoint's training folders that are not here do not break it
 
 
-def test_item12_prune_takes_a_zoo_name_whose_extra_data_is_elsewhere(w300_root, tmp_path, capsys):
+def test_item12_prune_takes_a_zoo_name_whose_extra_data_is_elsewhere(w300_root, tmp_path, capsys, monkeypatch):
+    from kdmark.checkpoint import read_checkpoint
+
+    saved = read_checkpoint("kdmark-68-s")["config"]["data"]["extra"][0]["root"]  # where it was built
+    monkeypatch.chdir(tmp_path)  # a machine where that folder is not
+    assert not os.path.exists(saved)
     out = tmp_path / "p"
     code = main(["prune", "kdmark-68-s", "ratio=0.25", "importance=l2", "schedule=global", "finetune_epochs=0",
                  "samples=4", f"out_dir={out}", f"train.data.root={w300_root}", "train.progress=false"])
     said = capsys.readouterr()
     assert code == 0, said.err
-    assert "runs/zoo/labels, which is not here: retraining without it" in said.out
+    assert f"{saved}, which is not here: retraining without it" in said.out
     from kdmark.checkpoint import load_checkpoint
 
     model, payload = load_checkpoint(out / "pruned.ckpt")
