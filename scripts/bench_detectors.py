@@ -2,6 +2,11 @@
 each detector's boxes give the default model.
 
     python scripts/bench_detectors.py --data ../shared/data/300w --photo ../shared/data/photos/afw_1130084326.jpg
+    python scripts/bench_detectors.py --sizes      # ms per photo by photo size, and the smallest face found
+
+``--sizes``: the shared photos scaled to a range of sizes, the default BlazeFace (tiles where
+blazeface.TILE_MIN_SIDE allows) against dlib's HOG without upsampling, in turns on each photo; then how often the
+photo-only pass finds a 300-W face scaled to N px of its 128-px input (the curve TILE_MIN_SIDE is set from).
 
 For every 300-W face: is it found (a detection whose landmark box overlaps the annotated one by IoU > 0.3), and
 how long each detector takes on its photo (the detectors take turns on each photo, so machine noise hits them
@@ -35,7 +40,10 @@ def main() -> int:
     ap.add_argument("--photo", default="../shared/data/photos/afw_1130084326.jpg")
     ap.add_argument("--model", default="kdmark-68-s")
     ap.add_argument("--limit", type=int, default=None, help="only the first N faces")
+    ap.add_argument("--sizes", action="store_true", help="ms per photo by photo size; the smallest face found")
     args = ap.parse_args()
+    if args.sizes:
+        return sizes(args.data)
     dets = {name: make() for name, make in DETECTORS.items()}
     samples = list(read_dataset(args.data, split="train"))[: args.limit]
     _, held = split_by_photo(read_dataset(args.data, split="train"), 0.1)
@@ -74,6 +82,40 @@ def main() -> int:
             t0 = time.perf_counter()
             faces = det(img)
             print(f"{args.photo}: {name}: {len(faces)} faces in {(time.perf_counter() - t0) * 1e3:.1f} ms")
+    return 0
+
+
+def sizes(data: str, n: int = 60) -> int:
+    import cv2
+
+    from kdmark.deploy.detectors.blazeface import BlazeFace
+
+    samples = list(read_dataset(data, split="train"))[:n]
+    photos = [load_image(s.image) for s in samples]
+    kd, hog = BlazeFaceDetector(tiles=1), DlibHog(upsample=0)
+    print(f"{'long side':>9} {'kdmark ms':>10} {'dlib HOG ms':>12} {'x faster':>9} {'faces kdmark / dlib':>20}")
+    for side in (150, 256, 300, 384, 385, 512, 640, 1024, 2048):
+        spent, found = [0.0, 0.0], [0, 0]
+        for img in photos:
+            s = side / max(img.shape[:2])
+            im = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+            for k, det in enumerate((kd, hog)):
+                t0 = time.perf_counter()
+                found[k] += len(det(im))
+                spent[k] += time.perf_counter() - t0
+        print(f"{side:>9} {spent[0] / n * 1e3:10.2f} {spent[1] / n * 1e3:12.2f} {spent[1] / spent[0]:9.1f} "
+              f"{found[0]:>10} / {found[1]}")
+    net = BlazeFace(tiles=0)
+    print("\nphoto-only pass: share of faces found, by face width in its 128-px input")
+    for width in (8, 12, 14, 16, 20, 24, 32):
+        hit = 0
+        for img, smp in zip(photos, samples):
+            s = width * 4 / np.ptp(smp.points[:, 0])  # a 512-px canvas is 4 px per input pixel
+            small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)[:512, :512]
+            canvas = np.full((512, 512, 3), 128, np.uint8)
+            canvas[:small.shape[0], :small.shape[1]] = small
+            hit += any(score >= 0.5 for _, score, _ in net.detect_raw(canvas))
+        print(f"  {width:>2} px: {hit / n:.0%}")
     return 0
 
 

@@ -59,7 +59,7 @@ def test_weighted_nms_averages_overlapping_boxes_by_score():
 
 
 def test_tiles_cover_the_photo_and_overlap():
-    for w, h in ((2048, 1536), (480, 640), (100, 100)):
+    for w, h in ((2048, 1536), (480, 640), (500, 420)):
         tiles = bf.tile_grid(w, h, 1)
         assert len(tiles) >= 2
         xs = sorted({t[0] for t in tiles})
@@ -68,6 +68,69 @@ def test_tiles_cover_the_photo_and_overlap():
         assert min(t[1] for t in tiles) <= 0 and max(t[1] for t in tiles) + side >= h - 1e-6
         assert all(b - a < side * (1 - bf.TILE_OVERLAP) + 1e-6 for a, b in zip(xs, xs[1:]))
     assert bf.tile_grid(640, 480, 0) == []
+
+
+@pytest.mark.parametrize("size", [(250, 250), (256, 180), (150, 150), (100, 256), (384, 288), (300, 384)])
+def test_small_photos_run_one_pass(size, monkeypatch):
+    """Issue "Front doors, round three", item 2: on photos up to TILE_MIN_SIDE the whole-photo pass already finds
+    smaller faces than dlib's HOG does, and tiles there made kdmark slower per photo than dlib."""
+    assert bf.tile_grid(*size, 1) == []
+    net = bf.BlazeFace(tiles=1)
+    calls = []
+    monkeypatch.setattr(net, "run", lambda image, m: calls.append(m) or [])
+    net.detect_raw(np.zeros((size[1], size[0], 3), np.uint8))
+    assert len(calls) == 1
+    side = bf.TILE_MIN_SIDE + 1
+    net.detect_raw(np.zeros((side, side, 3), np.uint8))
+    assert len(calls) == 1 + 1 + 4  # just over the line: the photo and its 2x2 tiles
+
+
+@pytest.mark.parametrize("w, h", [(3000, 300), (300, 3000), (1000, 400)])
+def test_panorama_windows_hold_every_face_that_fits_the_height(w, h):
+    """Issue "Reliability, round three", item 11: every square no bigger than the shorter side lies wholly inside
+    one window square, and the windows' squares are big enough to see such a face at a findable size."""
+    short = min(w, h)
+    squares = bf.tile_grid(w, h, 1)
+    windows = [s for s in squares if s[2] == 2 * short]
+    assert len(windows) >= 2
+    for start in np.linspace(0, max(w, h) - short, 37):
+        x, y = (start, 0) if w >= h else (0, start)
+        assert any(x0 - 1e-6 <= x and x + short <= x0 + side + 1e-6 and y0 - 1e-6 <= y and y + short <= y0 + side
+                   + 1e-6 for x0, y0, side in windows)
+
+
+def test_a_face_on_a_tile_border_at_the_photos_edge_is_kept():
+    # borders on the photo's own edge are not a cut (no other tile sees past them); inner borders are
+    assert bf.inside_tile(np.array([0.5, 0.5, 50, 50]), 0, 0, 100, 300, 100)
+    assert not bf.inside_tile(np.array([60, 10, 99.5, 50]), 0, 0, 100, 300, 100)
+    assert bf.inside_tile(np.array([210, 10, 299.9, 99.9]), 200, 0, 100, 300, 100)
+
+
+def test_the_web_page_tiles_like_python(tmp_path):
+    """kdmark.js's tile grid and border rule, run in Node, give Python's squares on photos of every shape."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node not found")
+    source = (Path(bf.__file__).parents[1] / "web" / "kdmark.js").read_text()
+    code = source[source.index("function starts("):source.index("class Detector {")]
+    sizes = [(2048, 1536), (480, 640), (500, 420), (384, 300), (385, 385), (250, 250), (3000, 300), (300, 3000),
+             (1000, 400), (1920, 1080)]
+    cfg = {"tile_min_side": bf.TILE_MIN_SIDE, "tile_max_aspect": bf.TILE_MAX_ASPECT,
+           "tile_overlap": bf.TILE_OVERLAP}
+    script = tmp_path / "tiles.js"
+    script.write_text(code + f"\nconst c = {json.dumps(cfg)};\nconsole.log(JSON.stringify({json.dumps(sizes)}.map("
+                      "([w, h]) => [1, 2].map((k) => tileGrid(w, h, k, c)))));\n"
+                      "console.log(JSON.stringify([insideTile([0.5, 0.5, 50, 50], 0, 0, 100, 300, 100, 0.02), "
+                      "insideTile([60, 10, 99.5, 50], 0, 0, 100, 300, 100, 0.02)]));\n")
+    out = subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout.splitlines()
+    js = json.loads(out[0])
+    for (w, h), got in zip(sizes, js):
+        for k, squares in zip((1, 2), got):
+            assert np.allclose(np.array(squares).reshape(-1, 3), np.array(bf.tile_grid(w, h, k)).reshape(-1, 3))
+    assert json.loads(out[1]) == [True, False]
 
 
 def test_landmark_box_round_trips():

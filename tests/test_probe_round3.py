@@ -648,3 +648,30 @@ def test_item14_a_damaged_onnx_card_is_one_line(tiny_checkpoint, tmp_path, capsy
     assert main(["predict", str(path), str(tmp_path / "none.jpg")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(path) in err[0] and problem in err[0], err
+
+
+@pytest.mark.parametrize("vertical", [False, True])
+def test_item11_a_face_that_fills_a_panorama_is_found(w300_root, vertical):
+    """A face as high as a 3000 x 300 panorama: letterboxed whole it is 13 px of BlazeFace's input, and the old
+    tiles (2000-px squares) made it 19; the 2:1 windows find it, where it is."""
+    from kdmark.data.pts import read_pts
+    from kdmark.deploy.detectors import BlazeFaceDetector
+
+    det = BlazeFaceDetector(tiles=1)
+    image = sorted((w300_root / "helen" / "trainset").glob("*.jpg"))[0]
+    img, pts = cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB), read_pts(image.with_suffix(".pts")) - 1
+    s = 240 / np.ptp(pts[:, 0])
+    img, pts = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA), pts * s
+    cx, cy = (pts.min(0) + pts.max(0)) / 2
+    x0, y0 = int(cx - 150), int(cy - 150)
+    crop = img[max(y0, 0):y0 + 300, max(x0, 0):x0 + 300]
+    pano = np.full((3000, 300, 3) if vertical else (300, 3000, 3), 110, np.uint8)
+    if vertical:  # the face stays upright
+        pano[1700:1700 + crop.shape[0], :crop.shape[1]] = crop
+        centre = 1700 + cy - max(y0, 0)
+    else:
+        pano[:crop.shape[0], 1700:1700 + crop.shape[1]] = crop
+        centre = 1700 + cx - max(x0, 0)
+    faces = det(pano)
+    along = [(f.box[1] + f.box[3]) / 2 if vertical else (f.box[0] + f.box[2]) / 2 for f in faces]
+    assert len(faces) == 1 and abs(along[0] - centre) < 40, (along, centre)

@@ -71,8 +71,9 @@ def test_export_writes_a_self_contained_folder(site):
     cfg = json.loads((site / "config.json").read_text())
     # the page decodes with the constants Python uses
     assert cfg["detector"]["to_landmark_box"] == list(TO_LANDMARK_BOX["blazeface"])
-    assert (cfg["detector"]["tile_overlap"], cfg["detector"]["tile_edge"], cfg["detector"]["nms_iou"]) == (
-        bf.TILE_OVERLAP, bf.TILE_EDGE, bf.NMS_IOU)
+    assert tuple(cfg["detector"][k] for k in ("tile_overlap", "tile_edge", "tile_min_side", "tile_max_aspect",
+                                              "nms_iou")) == (
+        bf.TILE_OVERLAP, bf.TILE_EDGE, bf.TILE_MIN_SIDE, bf.TILE_MAX_ASPECT, bf.NMS_IOU)
     assert cfg["one_euro"] == list(VIDEO_ONE_EURO) and cfg["model"]["input_size"] == 96
     # a zoo model that ships an INT8 file gives the page that file (issue 26 item 6: where size matters most)
     assert cfg["model"]["precision"] == "int8"
@@ -178,7 +179,11 @@ def test_page_finds_the_faces_of_a_photo_like_python_offline(site, photo, tmp_pa
     faces = result["faces"]
     _assert_equal_faces(faces, _python_faces(photo, "int8"), tolerance=_int8_tolerance(photo))
     err = [np.abs(np.array(g["landmarks"]) - w.landmarks) for g, w in zip(faces, _python_faces(photo, "int8"))]
-    assert np.median(np.concatenate(err)) < 0.25  # most points agree far closer than the worst one
+    # most points agree far closer than the worst one: within 0.25 px, or INT8's own median error on this CPU
+    # (native onnxruntime's INT8 kernels differ by instruction set: 8-bit dot products or AVX2's 16-bit sums)
+    own = np.median(np.concatenate([np.abs(a.landmarks - b.landmarks) for a, b in zip(
+        _python_faces(photo, "fp32"), _python_faces(photo, "int8"))]))
+    assert np.median(np.concatenate(err)) < max(0.25, 1.5 * own), own
     assert len(faces) == 3
     assert requests and all(r.startswith(url) for r in requests), requests  # nothing outside the folder
     assert (tmp_path / "page.png").stat().st_size > 50_000

@@ -29,7 +29,8 @@ import numpy as np
 
 from kdmark.deploy.detectors import box_iou
 
-__all__ = ["BlazeFace", "ONNX_PATH", "anchors", "decode", "weighted_nms", "letterbox_matrix", "tile_grid"]
+__all__ = ["BlazeFace", "ONNX_PATH", "anchors", "decode", "weighted_nms", "letterbox_matrix", "tile_grid",
+           "inside_tile"]
 
 ONNX_PATH = Path(__file__).with_name("blazeface_short_range.onnx")
 INPUT_SIZE = 128
@@ -121,10 +122,7 @@ class BlazeFace:
         for x0, y0, side in tile_grid(w, h, self.tiles):
             s = INPUT_SIZE / side
             m = np.array([[s, 0.0, -s * x0], [0.0, s, -s * y0]])
-            edge = side * TILE_EDGE
-            found += [d for d in self.run(image, m)  # a face cut by the tile's edge is another tile's (or the
-                      if d[0][0] > x0 + edge and d[0][1] > y0 + edge  # whole photo's) to find
-                      and d[0][2] < x0 + side - edge and d[0][3] < y0 + side - edge]
+            found += [d for d in self.run(image, m) if inside_tile(d[0], x0, y0, side, w, h)]
         if not found:
             return []
         boxes, scores, kps = (np.array(v) for v in zip(*found))
@@ -133,11 +131,39 @@ class BlazeFace:
 
 TILE_OVERLAP = 0.25  # tiles of one level overlap by this fraction of their side
 TILE_EDGE = 0.02  # a tile's detection that comes this close (fraction of the side) to its border is dropped
+# Photos whose longer side is at most this get no tiles. The photo-only pass finds 95% of 300-W faces 16 px wide in
+# its 128-px input and all of them from 20 px (scripts/bench_detectors.py --sizes: 0% at 8 px, 42% at 12, 83% at
+# 14), i.e. every face of 16% of the longer side or more: on a 384-px photo, every face of 60 px and up, where dlib's
+# HOG at upsample 0 finds no face under its 80-px window. Tiles there cost 4-5 passes instead of 1 and made kdmark
+# slower per photo than that dlib (issue "Front doors, round three", item 2; BENCHMARKS.md, "Detectors by photo
+# size").
+TILE_MIN_SIDE = 384
+# Photos longer than this many times their height (or width) are cut into windows twice as long as they are high,
+# each half over the next (so any face that fits the height lies wholly inside one), and each window gets the
+# photo-only pass and the tiles a 2:1 photo gets: letterboxed whole, a 3000 x 300 panorama shrinks a face that fills
+# its height to 13 px of the 128-px input, too small to find (issue "Reliability, round three", item 11).
+TILE_MAX_ASPECT = 2.0
 
 
 def tile_grid(width: int, height: int, levels: int) -> list[tuple[float, float, float]]:
-    """(x0, y0, side) of square tiles: level k (1..levels) cuts the longer side into k + 1 overlapping squares
-    and covers the shorter side with as many as it takes, spread evenly."""
+    """(x0, y0, side) of the squares run besides the whole photo: level k (1..levels) cuts the longer side into
+    k + 1 overlapping squares and covers the shorter side with as many as it takes, spread evenly; a photo longer
+    than ``TILE_MAX_ASPECT`` times its shorter side is first cut into 2:1 windows (each one's square and tiles);
+    photos up to ``TILE_MIN_SIDE`` and ``levels`` 0 get none."""
+    long, short = max(width, height), min(width, height)
+    if long <= TILE_MIN_SIDE or levels <= 0:
+        return []
+    if long <= TILE_MAX_ASPECT * short:
+        return _levels(width, height, levels)
+    out = []
+    for start in _starts(long, 2 * short, overlap=0.5):
+        squares = [(0.0, -short / 2, 2.0 * short)]  # the window letterboxed, as the whole photo is
+        squares += _levels(2 * short, short, levels)
+        out += [(start + a, b, side) if width >= height else (b, start + a, side) for a, b, side in squares]
+    return out
+
+
+def _levels(width: float, height: float, levels: int) -> list[tuple[float, float, float]]:
     out = []
     for k in range(1, levels + 1):
         side = max(width, height) / (k + 1) / (1 - TILE_OVERLAP)
@@ -147,8 +173,18 @@ def tile_grid(width: int, height: int, levels: int) -> list[tuple[float, float, 
     return out
 
 
-def _starts(length: float, side: float) -> list[float]:
+def inside_tile(box: np.ndarray, x0: float, y0: float, side: float, width: int, height: int) -> bool:
+    """Whether a tile's detection keeps clear of the tile's borders inside the photo: a face cut by such a border
+    is another tile's (or the whole photo's) to find. Borders on the photo's own edge do not count (no other tile
+    sees past them)."""
+    edge = side * TILE_EDGE
+    return ((box[0] > x0 + edge or x0 <= 1e-6) and (box[1] > y0 + edge or y0 <= 1e-6)
+            and (box[2] < x0 + side - edge or x0 + side >= width - 1e-6)
+            and (box[3] < y0 + side - edge or y0 + side >= height - 1e-6))
+
+
+def _starts(length: float, side: float, overlap: float = TILE_OVERLAP) -> list[float]:
     if side >= length:
         return [(length - side) / 2]
-    n = int(np.ceil((length - side) / (side * (1 - TILE_OVERLAP)))) + 1
+    n = int(np.ceil((length - side) / (side * (1 - overlap)))) + 1
     return [i * (length - side) / (n - 1) for i in range(n)]

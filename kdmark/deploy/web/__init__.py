@@ -149,7 +149,8 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
                       "margin": card.get("crop", {}).get("margin", 0.15), "num_points": card["num_points"],
                       "scheme": card.get("scheme"), "precision": card.get("precision", "fp32")},
             "detector": {"file": "blazeface.onnx", "threshold": 0.5, "min_face": 0.0, "tiles": tiles,
-                         "tile_overlap": bf.TILE_OVERLAP, "tile_edge": bf.TILE_EDGE, "nms_iou": bf.NMS_IOU,
+                         "tile_overlap": bf.TILE_OVERLAP, "tile_edge": bf.TILE_EDGE, "tile_min_side": bf.TILE_MIN_SIDE,
+                         "tile_max_aspect": bf.TILE_MAX_ASPECT, "nms_iou": bf.NMS_IOU,
                          "to_landmark_box": list(TO_LANDMARK_BOX["blazeface"])},
             "one_euro": list(VIDEO_ONE_EURO), "redetect_every": 15, "ort_web_version": ORT_WEB_VERSION,
         }

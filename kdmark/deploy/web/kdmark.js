@@ -107,13 +107,33 @@ function starts(length, side, overlap) {
   return Array.from({ length: n }, (_, i) => (i * (length - side)) / (n - 1));
 }
 
-function tileGrid(w, h, levels, overlap) {
+function levels(w, h, count, overlap) {
   const out = [];
-  for (let k = 1; k <= levels; k++) {
+  for (let k = 1; k <= count; k++) {
     const side = Math.max(w, h) / (k + 1) / (1 - overlap);
     for (const y0 of starts(h, side, overlap)) for (const x0 of starts(w, side, overlap)) out.push([x0, y0, side]);
   }
   return out;
+}
+
+// blazeface.tile_grid: no tiles on small photos; 2:1 windows, half over each other, on panoramas.
+function tileGrid(w, h, count, c) {
+  const long = Math.max(w, h), short = Math.min(w, h);
+  if (long <= c.tile_min_side || count <= 0) return [];
+  if (long <= c.tile_max_aspect * short) return levels(w, h, count, c.tile_overlap);
+  const out = [];
+  for (const start of starts(long, 2 * short, 0.5)) {
+    const squares = [[0, -short / 2, 2 * short]].concat(levels(2 * short, short, count, c.tile_overlap));
+    for (const [a, b, side] of squares) out.push(w >= h ? [start + a, b, side] : [b, start + a, side]);
+  }
+  return out;
+}
+
+// blazeface.inside_tile: clear of the tile's borders that lie inside the photo.
+function insideTile(box, x0, y0, side, w, h, edgeFrac) {
+  const edge = side * edgeFrac, eps = 1e-6;
+  return (box[0] > x0 + edge || x0 <= eps) && (box[1] > y0 + edge || y0 <= eps)
+    && (box[2] < x0 + side - edge || x0 + side >= w - eps) && (box[3] < y0 + side - edge || y0 + side >= h - eps);
 }
 
 class Detector {
@@ -137,10 +157,10 @@ class Detector {
   async detect(img, tiles) {
     const c = this.cfg;
     let found = await this.pass(img, letterboxMatrix(img.width, img.height));
-    for (const [x0, y0, side] of tileGrid(img.width, img.height, tiles, c.tile_overlap)) {
-      const s = DET / side, edge = side * c.tile_edge;
+    for (const [x0, y0, side] of tileGrid(img.width, img.height, tiles, c)) {
+      const s = DET / side;
       const inTile = (await this.pass(img, [s, 0, -s * x0, 0, s, -s * y0])).filter((d) =>
-        d.box[0] > x0 + edge && d.box[1] > y0 + edge && d.box[2] < x0 + side - edge && d.box[3] < y0 + side - edge);
+        insideTile(d.box, x0, y0, side, img.width, img.height, c.tile_edge));
       found = found.concat(inTile);
     }
     return weightedNms(found, c.nms_iou)
