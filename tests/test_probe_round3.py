@@ -675,3 +675,92 @@ def test_item11_a_face_that_fills_a_panorama_is_found(w300_root, vertical):
     faces = det(pano)
     along = [(f.box[1] + f.box[3]) / 2 if vertical else (f.box[0] + f.box[2]) / 2 for f in faces]
     assert len(faces) == 1 and abs(along[0] - centre) < 40, (along, centre)
+
+
+def _get(url: str, host: str | None = None) -> int:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.fixture
+def served(tmp_path):
+    site, secret = tmp_path / "site", tmp_path / "secret"
+    (site / "ort").mkdir(parents=True)
+    secret.mkdir()
+    (site / "index.html").write_text("<p>page</p>")
+    (site / "ort" / "a.js").write_text("//")
+    (secret / "key.txt").write_text("private")
+    os.symlink(secret / "key.txt", site / "key.txt")
+    os.symlink(secret, site / "out")
+    (site / "inside.html").symlink_to(site / "index.html")
+    return site
+
+
+def test_item16_the_web_server_follows_no_symlink_out_and_lists_no_folder(served):
+    from kdmark.deploy.web.serve import serve
+
+    with serve(served) as url:
+        assert _get(url) == 200 and _get(url + "ort/a.js") == 200 and _get(url + "inside.html") == 200
+        assert _get(url + "key.txt") == 404 and _get(url + "out/key.txt") == 404
+        assert _get(url + "ort/") == 404 and _get(url + "out/") == 404
+
+
+def test_item16_the_web_server_answers_only_requests_addressed_to_this_machine(served):
+    from kdmark.deploy.web.serve import serve
+
+    with serve(served) as url:
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        assert _get(url, f"localhost:{port}") == 200
+        assert _get(url, f"attacker.example:{port}") == 403  # DNS rebinding: the page's origin is not ours
+        assert _get(url, "127.0.0.1:1") == 403
+
+
+def test_item16_a_port_that_is_taken_is_one_line(served, capsys):
+    import socket
+
+    from kdmark.deploy.web.serve import main as serve_main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert serve_main([str(served), "--port", str(s.getsockname()[1])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--port" in err, err
+    assert serve_main([str(served / "nope"), "--port", "0"]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def _fake_ort_tgz(path, name="onnxruntime-web", version="9.9.9"):
+    import io
+    import tarfile
+
+    from kdmark.deploy.web import ORT_FILES
+
+    with tarfile.open(path, "w:gz") as tar:
+        for f in ORT_FILES:
+            data = json.dumps({"name": name, "version": version}).encode() if f == "package.json" else b"//"
+            info = tarfile.TarInfo(f"package/{f}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_item16_an_ort_web_package_that_is_not_the_pinned_one_is_recorded_as_such(tmp_path, capsys):
+    tgz = _fake_ort_tgz(tmp_path / "ort.tgz")
+    assert main(["export", "kdmark-68-s", "--web", str(tmp_path / "site"), "--ort-web", str(tgz)]) == 0
+    config = json.loads((tmp_path / "site" / "config.json").read_text())
+    assert config["ort_web_version"] == "9.9.9" and config["ort_web_verified"] is False
+    assert set(config["ort_web_sha256"]) == {"ort.wasm.min.js", "ort-wasm-simd-threaded.js",
+                                             "ort-wasm-simd-threaded.wasm", "package.json"}
+    assert "9.9.9" in (tmp_path / "site" / "NOTICE").read_text()
+    assert "unverified" in capsys.readouterr().err
+    other = _fake_ort_tgz(tmp_path / "pad.tgz", name="left-pad")
+    assert main(["export", "kdmark-68-s", "--web", str(tmp_path / "site2"), "--ort-web", str(other)]) == 2
+    assert "left-pad" in capsys.readouterr().err and not (tmp_path / "site2").exists()

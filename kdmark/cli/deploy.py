@@ -16,7 +16,7 @@ def export(args: argparse.Namespace) -> int:
         from kdmark.deploy.web import export_web
 
         out = export_web(args.checkpoint, args.web, ort_web=args.ort_web, precision=args.precision)
-        print(f"wrote {out}/ (index.html, models, onnxruntime-web); serve it: python -m http.server -d {out} 8000")
+        print(f"wrote {out}/ (index.html, models, onnxruntime-web); serve it: python -m kdmark.deploy.web.serve {out}")
         return 0
     from kdmark.deploy.export import export_onnx, export_onnx_int8
 

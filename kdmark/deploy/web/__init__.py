@@ -5,7 +5,7 @@ files and onnxruntime-web's wasm build (``ort/``), copied from the npm package, 
 static web server::
 
     kdmark export kdmark-68-s --web site/
-    python -m http.server -d site 8000        # then open http://127.0.0.1:8000
+    python -m kdmark.deploy.web.serve site    # then open http://127.0.0.1:8000
 
 onnxruntime-web comes from ``ort_web`` (an ``onnxruntime-web-X.tgz`` from ``npm pack``, or an unpacked package
 folder such as ``node_modules/onnxruntime-web``), or else from kdmark's cache (``$KDMARK_CACHE``, default
@@ -53,23 +53,43 @@ def _integrity_ok(data: bytes) -> bool:
 def ort_web_package(source: str | Path | None = None) -> dict[str, bytes]:
     """The onnxruntime-web files the page needs (ORT_FILES keys -> bytes), from ``source`` (a .tgz or an unpacked
     package folder) or the cache, downloading the pinned version from the npm registry into the cache if needed."""
+    return _ort_web(source)[0]
+
+
+def _ort_web(source: str | Path | None) -> tuple[dict[str, bytes], str, bool]:
+    """The files, the version their package.json names, and whether they are the registry's pinned package (its
+    sha512 checked: always for the cache and the download; for a given .tgz when its bytes match; never for a
+    folder)."""
+    verified = False
     if source is not None and Path(source).is_dir():
         root = Path(source) / "package" if (Path(source) / "package").is_dir() else Path(source)
         missing = [f for f in ORT_FILES if not (root / f).is_file()]
         if missing:
             raise ExportError(f"{source}: not an onnxruntime-web package folder (no {missing[0]})")
-        return {f: (root / f).read_bytes() for f in ORT_FILES}
-    if source is not None:
-        path = Path(source)
-        if not path.is_file():
-            raise ExportError(f"{source}: no such onnxruntime-web package (a .tgz from npm pack, or its folder)")
-        data = path.read_bytes()
+        files = {f: (root / f).read_bytes() for f in ORT_FILES}
     else:
-        path = _cache() / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
-        data = path.read_bytes() if path.is_file() else b""
-        if not _integrity_ok(data):
-            data = _download(path)
-    return _read_tgz(data, path)
+        if source is not None:
+            path = Path(source)
+            if not path.is_file():
+                raise ExportError(f"{source}: no such onnxruntime-web package (a .tgz from npm pack, or its folder)")
+            data = path.read_bytes()
+            verified = _integrity_ok(data)
+        else:
+            path = _cache() / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
+            data = path.read_bytes() if path.is_file() else b""
+            if not _integrity_ok(data):
+                data = _download(path)
+            verified = True
+        files = _read_tgz(data, path)
+    try:
+        package = json.loads(files["package.json"])
+        name, version = package["name"], str(package["version"])
+    except (ValueError, KeyError, TypeError):
+        raise ExportError(f"{source}: not an onnxruntime-web package (its package.json names no package and "
+                          "version)") from None
+    if name != "onnxruntime-web":
+        raise ExportError(f"{source}: is the npm package {name!r}, not onnxruntime-web")
+    return files, version, verified
 
 
 def _download(path: Path) -> bytes:
@@ -118,7 +138,13 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
 
     out = Path(out)
     earlier = _earlier_export(out)
-    ort_files = ort_web_package(ort_web)
+    ort_files, ort_version, ort_verified = _ort_web(ort_web)
+    if not ort_verified:
+        import sys
+
+        print(f"kdmark: note: {ort_web} is not the registry's onnxruntime-web {ORT_WEB_VERSION} package (sha512 "
+              f"{'differs' if Path(ort_web).is_file() else 'not checkable for a folder'}; its package.json says "
+              f"{ort_version}); the page's config.json records it as unverified", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     stage.chmod(0o755)  # mkdtemp makes it private; a web server must read it
@@ -138,7 +164,7 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
             (stage / "ort" / dst).write_bytes(ort_files[src])
         detectors = Path(bf.__file__).parent
         notice = (detectors / "NOTICE").read_text() + (
-            f"\nort/: onnxruntime-web {ORT_WEB_VERSION} (npm), Copyright Microsoft Corporation, MIT licence "
+            f"\nort/: onnxruntime-web {ort_version} (npm), Copyright Microsoft Corporation, MIT licence "
             "(ort/package.json names it; the package itself is on npm).\n"
             "landmarks.onnx: see its model card (the kdmark_card metadata in the file).\n")
         (stage / "NOTICE").write_text(notice)
@@ -152,7 +178,9 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
                          "tile_overlap": bf.TILE_OVERLAP, "tile_edge": bf.TILE_EDGE, "tile_min_side": bf.TILE_MIN_SIDE,
                          "tile_max_aspect": bf.TILE_MAX_ASPECT, "nms_iou": bf.NMS_IOU,
                          "to_landmark_box": list(TO_LANDMARK_BOX["blazeface"])},
-            "one_euro": list(VIDEO_ONE_EURO), "redetect_every": 15, "ort_web_version": ORT_WEB_VERSION,
+            "one_euro": list(VIDEO_ONE_EURO), "redetect_every": 15, "ort_web_version": ort_version,
+            "ort_web_verified": ort_verified,  # the registry's sha512 of the pinned package matched
+            "ort_web_sha256": {dst: hashlib.sha256(ort_files[src]).hexdigest() for src, dst in ORT_FILES.items()},
         }
         config["files"] = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()) + [
             "config.json"]  # the manifest: all a later export may remove

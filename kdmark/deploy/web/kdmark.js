@@ -340,7 +340,8 @@ const app = {
     await this.detector.pass(blank, letterboxMatrix(DET, DET));  // warm up: the first run of a session is slow,
     await this.landmarker.predict(blank, [[32, 32, 96, 96]]);     // and the times shown are per photo or frame
     $("model").textContent = `${this.cfg.model.name} (${this.cfg.model.num_points} points, ${this.cfg.model.input_size} px), ` +
-      `BlazeFace, onnxruntime-web ${this.cfg.ort_web_version} wasm, ${this.threads} thread(s)`;
+      `BlazeFace, onnxruntime-web ${this.cfg.ort_web_version}${this.cfg.ort_web_verified === false ? " (unverified build)" : ""} wasm, ` +
+      `${this.threads} thread(s)`;
     this.state = "ready";
   },
 

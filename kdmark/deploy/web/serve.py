@@ -4,6 +4,10 @@
 
 ``--isolate`` sends the two headers that make the page cross-origin isolated, so onnxruntime-web may use two
 threads; any static server works without them (one thread).
+
+The server listens on 127.0.0.1 only, answers only requests whose ``Host`` is this machine (a web page elsewhere
+cannot reach it by DNS rebinding), serves files inside the folder only (a symlink out of it is not followed) and
+lists no folders.
 """
 
 from __future__ import annotations
@@ -12,10 +16,14 @@ import argparse
 import contextlib
 import functools
 import http.server
+import os
 import shutil
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+
+from kdmark.errors import ExportError
 
 __all__ = ["serve", "chromium_path", "launch_chromium", "write_y4m"]
 
@@ -37,12 +45,40 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # quiet: tests and benchmarks read the page, not the access log
         pass
 
+    def send_head(self):
+        port = self.server.server_port
+        host = (self.headers.get("Host") or "").lower()
+        if host not in {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}:
+            self.send_error(403, "this server answers only requests made to 127.0.0.1 or localhost")
+            return None
+        path = Path(self.translate_path(self.path))
+        root = Path(self.directory).resolve()
+        try:
+            inside = os.path.commonpath([root, path.resolve()]) == str(root)
+        except (OSError, ValueError):
+            inside = False
+        if not inside:  # a symlink (or anything else) leading out of the folder
+            self.send_error(404, "File not found")
+            return None
+        return super().send_head()
+
+    def list_directory(self, path):
+        self.send_error(404, "File not found")  # no folder listings: only the page's own files are served
+        return None
+
 
 @contextmanager
 def serve(folder: str | Path, port: int = 0, isolate: bool = False):
     """Yield the base URL (``http://127.0.0.1:PORT/``) of a server for ``folder``, stopped on exit."""
+    if not Path(folder).is_dir():
+        raise ExportError(f"{folder}: no such folder to serve (make one with `kdmark export MODEL --web {folder}`)")
     handler = type("Handler", (_Handler,), {"isolate": isolate})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(handler, directory=str(folder)))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port),
+                                                 functools.partial(handler, directory=str(folder)))
+    except OSError as err:
+        raise ExportError(f"127.0.0.1:{port}: cannot listen there ({err.strerror or err}); choose another --port "
+                          "(0: any free one)") from None
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -96,10 +132,14 @@ def main(argv=None) -> int:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--isolate", action="store_true", help="send COOP/COEP headers (two wasm threads)")
     args = ap.parse_args(argv)
-    with serve(args.folder, args.port, args.isolate) as url:
-        print(f"serving {args.folder} at {url} (Ctrl-C stops)")
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+    try:
+        with serve(args.folder, args.port, args.isolate) as url:
+            print(f"serving {args.folder} at {url} (Ctrl-C stops)", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    except ExportError as err:
+        print(f"kdmark: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
