@@ -4,9 +4,10 @@ each detector's boxes give the default model.
     python scripts/bench_detectors.py --data ../shared/data/300w --photo ../shared/data/photos/afw_1130084326.jpg
     python scripts/bench_detectors.py --sizes      # ms per photo by photo size, and the smallest face found
 
-``--sizes``: the shared photos scaled to a range of sizes, the default BlazeFace (tiles where
-blazeface.TILE_MIN_SIDE allows) against dlib's HOG without upsampling, in turns on each photo; then how often the
-photo-only pass finds a 300-W face scaled to N px of its 128-px input (the curve TILE_MIN_SIDE is set from).
+``--sizes``: ms per photo on the shared photo folders at their own size, the AFW photo, and the 300-W photos scaled to
+a range of sizes: the default BlazeFace (tiles where blazeface.TILE_MIN_SIDE allows) against dlib's HOG at upsample 0
+and 1, in turns on each photo; then how often the photo-only pass finds a 300-W face scaled to N px of its 128-px
+input (the curve TILE_MIN_SIDE is set from).
 
 For every 300-W face: is it found (a detection whose landmark box overlaps the annotated one by IoU > 0.3), and
 how long each detector takes on its photo (the detectors take turns on each photo, so machine noise hits them
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -43,7 +45,7 @@ def main() -> int:
     ap.add_argument("--sizes", action="store_true", help="ms per photo by photo size; the smallest face found")
     args = ap.parse_args()
     if args.sizes:
-        return sizes(args.data)
+        return sizes(args.data, args.photo)
     dets = {name: make() for name, make in DETECTORS.items()}
     samples = list(read_dataset(args.data, split="train"))[: args.limit]
     _, held = split_by_photo(read_dataset(args.data, split="train"), 0.1)
@@ -85,26 +87,55 @@ def main() -> int:
     return 0
 
 
-def sizes(data: str, n: int = 60) -> int:
+def sizes(data: str, photo: str | None, n: int = 60) -> int:
     import cv2
 
     from kdmark.deploy.detectors.blazeface import BlazeFace
 
     samples = list(read_dataset(data, split="train"))[:n]
     photos = [load_image(s.image) for s in samples]
-    kd, hog = BlazeFaceDetector(tiles=1), DlibHog(upsample=0)
-    print(f"{'long side':>9} {'kdmark ms':>10} {'dlib HOG ms':>12} {'x faster':>9} {'faces kdmark / dlib':>20}")
-    for side in (150, 256, 300, 384, 385, 512, 640, 1024, 2048):
-        spent, found = [0.0, 0.0], [0, 0]
-        for img in photos:
-            s = side / max(img.shape[:2])
-            im = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-            for k, det in enumerate((kd, hog)):
+    dets = (BlazeFaceDetector(tiles=1), DlibHog(upsample=0), DlibHog(upsample=1))
+
+    def race(images) -> tuple[list[float], list[int]]:
+        spent, found = [0.0] * len(dets), [0] * len(dets)
+        for im in images:  # the detectors take turns on each photo: machine noise hits them alike
+            for k, det in enumerate(dets):
                 t0 = time.perf_counter()
                 found[k] += len(det(im))
                 spent[k] += time.perf_counter() - t0
-        print(f"{side:>9} {spent[0] / n * 1e3:10.2f} {spent[1] / n * 1e3:12.2f} {spent[1] / spent[0]:9.1f} "
-              f"{found[0]:>10} / {found[1]}")
+        return [t / len(images) * 1e3 for t in spent], found
+
+    head = (f"{'kdmark ms':>10} {'dlib u0 ms':>11} {'dlib u1 ms':>11} {'x faster (u0 / u1)':>19} "
+            f"{'faces kdmark / u0 / u1':>23}")
+
+    def row(label: str, ms: list[float], found: list[int]) -> None:
+        print(f"{label:<32} {ms[0]:10.2f} {ms[1]:11.2f} {ms[2]:11.2f} {ms[1] / ms[0]:9.1f} / {ms[2] / ms[0]:<7.1f} "
+              f"{found[0]:>9} / {found[1]} / {found[2]}")
+
+    print(f"the shared photo folders at their own size ({n} photos each)")
+    print(f"{'photos':<32} {head}")
+    folders = [(f"300-W ({data})", photos)]
+    unlabelled = Path(data).parent / "unlabelled"
+    for sub in ("aflw", "utkface", "lfw", "aaf", "web"):
+        files = sorted((unlabelled / sub).glob("*.jpg"))[:n]
+        if files:
+            ims = [load_image(f) for f in files]
+            side = int(np.median([max(im.shape[:2]) for im in ims]))
+            folders.append((f"unlabelled/{sub} (~{side} px)", ims))
+    if photo:
+        im = load_image(photo)
+        folders.append((f"{Path(photo).name} ({im.shape[1]}x{im.shape[0]})", [im] * 3))
+    for label, ims in folders:
+        row(label, *race(ims))
+    print(f"\nthe {n} 300-W photos scaled to a long side of N px")
+    print(f"{'long side':<32} {head}")
+    for side in (150, 256, 300, 384, 385, 512, 640, 1024, 2048):
+        scaled = []
+        for img in photos:
+            s = side / max(img.shape[:2])
+            interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+            scaled.append(cv2.resize(img, None, fx=s, fy=s, interpolation=interp))
+        row(str(side), *race(scaled))
     net = BlazeFace(tiles=0)
     print("\nphoto-only pass: share of faces found, by face width in its 128-px input")
     for width in (8, 12, 14, 16, 20, 24, 32):
