@@ -764,3 +764,112 @@ def test_item16_an_ort_web_package_that_is_not_the_pinned_one_is_recorded_as_suc
     other = _fake_ort_tgz(tmp_path / "pad.tgz", name="left-pad")
     assert main(["export", "kdmark-68-s", "--web", str(tmp_path / "site2"), "--ort-web", str(other)]) == 2
     assert "left-pad" in capsys.readouterr().err and not (tmp_path / "site2").exists()
+
+
+# The "Small" list: one line each.
+def _zip_checkpoint(path, entries):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return path
+
+
+def test_small_a_malicious_zip_checkpoint_is_called_what_it_is(photos, tmp_path, capsys):
+    # a pickle that asks for os.system: refused by weights-only loading, and said so (not "truncated")
+    evil = _zip_checkpoint(tmp_path / "evil.ckpt", {
+        "archive/data.pkl": b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.",
+        "archive/version": b"3\n"})
+    junk = _zip_checkpoint(tmp_path / "junk.ckpt", {"archive/data.pkl": b"garbage"})
+    for ckpt, says in ((evil, "asks to load os.system, which is code, not weights"),
+                       (junk, "a zip archive, but not a whole torch.save checkpoint")):
+        assert main(["predict", str(photos / "group.png"), "--model", str(ckpt)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and ckpt.name in err[0] and says in err[0] and "truncated" not in err[0], err
+
+
+def test_small_a_truncated_checkpoint_is_still_called_truncated(photos, tmp_path, capsys):
+    from kdmark import zoo
+
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(zoo.get("kdmark-68-s").checkpoint.read_bytes()[:4000])
+    assert main(["predict", str(photos / "group.png"), "--model", str(cut)]) == 2
+    assert "truncated" in capsys.readouterr().err
+
+
+def test_small_predict_a_model_and_no_inputs_says_why(capsys):
+    assert main(["predict", "kdmark-68-s"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "kdmark-68-s: a model, but nothing to run it on" in err[0]
+
+
+def test_small_models_with_an_empty_name_is_refused(capsys):
+    assert main(["models", ""]) == 2
+    err = capsys.readouterr()
+    assert "'': not a kdmark zoo model" in err.err and "kdmark-68-s" not in err.out
+
+
+def test_small_unreadable_photo_formats_in_a_folder_are_named(photos, capsys):
+    from PIL import Image
+
+    (photos / "phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    first = Image.open(photos / "group2.jpg")
+    first.save(photos / "anim.gif", save_all=True, append_images=[first.transpose(Image.FLIP_LEFT_RIGHT)])
+    assert main(["predict", str(photos), "--json", str(photos.parent / "out.json")]) == 0
+    err = capsys.readouterr().err
+    assert "1 photo(s) skipped (.heic" in err
+    assert "anim.gif: 2 frames (an animation); only the first was read" in err
+    assert "anim.gif" in json.loads((photos.parent / "out.json").read_text())  # GIFs in folders are read
+    assert main(["predict", str(photos / "phone.heic")]) == 1
+    assert "phone.heic: kdmark does not read .heic photos" in capsys.readouterr().err
+
+
+def test_small_export_web_int8_is_not_ignored(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    assert main(["export", "kdmark-68-s", "--web", str(tmp_path / "w"), "--int8"]) == 0
+    assert json.loads((tmp_path / "w" / "config.json").read_text())["model"]["precision"] == "int8"
+    capsys.readouterr()
+    assert main(["export", "kdmark-68-s", "--web", str(tmp_path / "w2"), "--int8", "--precision", "fp32"]) == 2
+    assert "--int8: contradicts --precision fp32" in capsys.readouterr().err
+    assert main(["export", "kdmark-68-s", "--web", str(tmp_path / "w3"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "--out: not used with --web" in capsys.readouterr().err
+    assert not (tmp_path / "w2").exists() and not (tmp_path / "w3").exists()
+
+
+def test_small_bench_vs_a_peer_without_data_is_refused_before_any_work(capsys, monkeypatch):
+    import kdmark.deploy.bench as bench
+
+    monkeypatch.setattr(bench, "load_model", lambda *a, **k: pytest.fail("measured before refusing"))
+    assert main(["bench", "kdmark-68-s", "--vs", "mediapipe"]) == 2
+    assert "--vs: mediapipe needs --data DATASET" in capsys.readouterr().err
+
+
+def test_small_shard_zero_of_zero_is_named(photos, tmp_path, capsys):
+    assert main(["data", "label", str(photos), "--out", str(tmp_path / "L"), "--shard", "0/0"]) == 2
+    assert "world size must be at least 1" in capsys.readouterr().err
+
+
+def test_small_a_closed_pipe_is_no_traceback(monkeypatch):
+    import io
+    import sys
+
+    class ClosedPipe(io.StringIO):  # ``kdmark models | head -1``: the reader has gone
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["models"]) == 141  # 128 + SIGPIPE, quietly, as Unix tools end
+
+
+def test_small_torch_warnings_do_not_leak_past_the_one_line(photos, tmp_path, capfd):
+    import pickle
+
+    bare = tmp_path / "bare.ckpt"
+    bare.write_bytes(pickle.dumps({"a": 1}, protocol=4))  # torch warns about the protocol, then refuses
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    for ckpt, says in ((bare, "a Python pickle, not a torch.save checkpoint"), (empty, "empty (0 bytes)")):
+        assert main(["predict", str(photos / "group.png"), "--model", str(ckpt)]) == 2
+        err = capfd.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], err

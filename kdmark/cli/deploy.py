@@ -15,7 +15,14 @@ def export(args: argparse.Namespace) -> int:
     if args.web:
         from kdmark.deploy.web import export_web
 
-        out = export_web(args.checkpoint, args.web, ort_web=args.ort_web, precision=args.precision)
+        unused = [flag for flag, given in (("--out", args.out), ("--calibration", args.calibration)) if given]
+        if unused:
+            raise DatasetError(unused[0], "not used with --web (the page goes to the --web folder; for an INT8 "
+                                          "page give --int8 or --precision int8 with a zoo model)")
+        if args.int8 and args.precision == "fp32":
+            raise DatasetError("--int8", "contradicts --precision fp32")
+        precision = "int8" if args.int8 else args.precision
+        out = export_web(args.checkpoint, args.web, ort_web=args.ort_web, precision=precision)
         print(f"wrote {out}/ (index.html, models, onnxruntime-web); serve it: python -m kdmark.deploy.web.serve {out}")
         return 0
     from kdmark.deploy.export import export_onnx, export_onnx_int8

@@ -28,7 +28,7 @@ def evaluate(args: argparse.Namespace) -> int:
 def models(args: argparse.Namespace) -> int:
     from kdmark import zoo
 
-    if args.name:
+    if args.name is not None:
         try:
             print(zoo.get(args.name).card.read_text())
         except KeyError as err:

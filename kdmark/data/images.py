@@ -29,11 +29,25 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
 
 
 def _open(path: Path) -> Image.Image:
+    from kdmark.data.readers._common import UNREAD_IMAGE_SUFFIXES
+
     if not path.exists():
         raise DatasetError(path, "image file is missing")
     if path.stat().st_size == 0:
         raise DatasetError(path, "image file is empty (0 bytes)")
+    if path.suffix.lower() in UNREAD_IMAGE_SUFFIXES:
+        raise DatasetError(path, f"kdmark does not read {path.suffix} photos; convert it (to JPEG or PNG) first")
     return _open_pil(path, path)
+
+
+def frame_count(path: str | Path) -> int:
+    """How many frames an image file holds (an animated GIF, WebP or multi-page TIFF: more than 1; kdmark reads the
+    first)."""
+    try:
+        with Image.open(path) as img:
+            return int(getattr(img, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - unreadable files are reported by load_image
+        return 1
 
 
 def _open_pil(source, name) -> Image.Image:

@@ -174,6 +174,8 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
     unknown = [p for p in vs if p not in PEERS]
     if unknown:
         raise DatasetError("--vs", f"{unknown[0]!r} is not a peer kdmark runs; choose from {', '.join(PEERS)}")
+    if vs and data is None:  # said before minutes of latency runs, not after
+        raise DatasetError("--vs", f"{','.join(vs)} needs --data DATASET: the peers are scored on the same faces")
     vs_dlib = bool(vs)  # any peer: every model is scored on the faces dlib's detector finds, with its boxes
     model_path = resolve(str(model_path))  # a zoo name measures the shipped checkpoint
     onnx_only = str(model_path).lower().endswith(".onnx")  # an exported model: its own ONNX file, no PyTorch

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from kdmark.data.images import load_image
-from kdmark.data.readers._common import is_image_file
+from kdmark.data.images import frame_count, load_image
+from kdmark.data.readers._common import UNREAD_IMAGE_SUFFIXES, is_image_file
 from kdmark.data.records import DatasetError
 from kdmark.deploy.predict import Face, Predictor, check_boxes, predict_video
 from kdmark.io import atomic_write, atomic_write_json
@@ -40,6 +40,11 @@ def _expand(inputs: list[str]) -> tuple[list[Path], int]:
         if p.is_dir():
             found = sorted(f for f in p.rglob("*")
                            if f.is_file() and (is_image_file(f) or f.suffix.lower() in VIDEO_EXTS))
+            unread = [f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in UNREAD_IMAGE_SUFFIXES]
+            if unread:
+                kinds = ", ".join(sorted({f.suffix.lower() for f in unread}))
+                print(f"kdmark: note: {p}: {len(unread)} photo(s) skipped ({kinds}: kdmark does not read these; "
+                      "convert them to JPEG or PNG)", file=sys.stderr)
             if not found:
                 print(f"kdmark: error: {p}: no images or videos in this folder", file=sys.stderr)
             files.extend(found)
@@ -107,6 +112,9 @@ def _save_png(path: Path, bgr: np.ndarray) -> None:
 
 def _image(predictor: Predictor, path: Path, boxes: dict, draw: Path | None) -> list[dict]:
     img = load_image(path)
+    if frame_count(path) > 1:
+        print(f"kdmark: note: {path}: {frame_count(path)} frames (an animation); only the first was read",
+              file=sys.stderr)
     given = boxes.get(str(path), boxes.get(path.name))
     if given is not None:
         given = check_boxes(given, img.shape, where=f"{path}: box")
@@ -173,6 +181,9 @@ def predict_files(inputs: list[str], model: str | None = None, boxes: str | None
     see :func:`model_and_inputs`); results as JSON (``json_out``, ``-`` for stdout) or a summary, drawings in
     ``draw``. One bad input is one error line; returns the exit status (1 when any input failed)."""
     model, inputs = model_and_inputs(inputs, model)
+    if not inputs:
+        raise DatasetError(model, "a model, but nothing to run it on: kdmark predict [MODEL] INPUT... (images, "
+                                  "folders, videos, or a camera: 0)")
     draw = Path(draw) if draw else None
     files, bad_inputs = _expand(inputs)
     names = _unique_names(files)

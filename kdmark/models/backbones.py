@@ -66,9 +66,13 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            from kdmark.checkpoint import load_weights_only
+
+            state = load_weights_only(path)
     except Exception as err:  # noqa: BLE001 - truncated zips, pickles, random bytes: all one line
-        raise BackboneError(f"{path}: not a readable weights file ({type(err).__name__})") from None
+        from kdmark.checkpoint import why_unreadable
+
+        raise BackboneError(f"{path}: not a readable weights file ({why_unreadable(path, err)})") from None
     for key in ("state_dict", "model", "module"):  # common wrappers: {"state_dict": ...}, timm's train checkpoints
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

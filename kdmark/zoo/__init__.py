@@ -61,7 +61,7 @@ def get(name: str) -> ZooModel:
     info = _index().get(name)
     if info is None:
         known = ", ".join(_index()) or "none shipped"
-        raise KeyError(f"{name}: not a kdmark zoo model (known: {known})")
+        raise KeyError(f"{name or repr(name)}: not a kdmark zoo model (known: {known})")
     folder = _folder()
     onnx = folder / info["onnx"] if info.get("onnx") else None
     int8 = folder / info["onnx_int8"] if info.get("onnx_int8") else None

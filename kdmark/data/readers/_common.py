@@ -12,7 +12,9 @@ import numpy as np
 from kdmark.data.records import DatasetError, Problem
 
 # The one list of image files kdmark reads (compared lower-case: photo.JPG, photo.Jpg and photo.jpg alike)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+# photo formats kdmark cannot decode (Pillow has no HEIF/AVIF/JPEG XL reader without plugins): named when skipped
+UNREAD_IMAGE_SUFFIXES = (".heic", ".heif", ".avif", ".jxl")
 # names tried when looking for the image beside an annotation file
 IMAGE_EXTS = IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES)
 
