@@ -64,12 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         print("kdmark: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # ``kdmark models | head``: the reader left; say nothing, as Unix tools do
+        import contextlib
         import os
 
-        try:  # so the flush at exit does not raise again
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):  # stdout is not a file (a test's capture)
-            pass
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # stdout may not be a file (a test's capture)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit does not raise again
         return 141
     except OSError as err:  # disk full, read-only folder, a file where a folder should be: one line, no traceback
         import errno
