@@ -38,9 +38,9 @@ def _expand(inputs: list[str]) -> tuple[list[Path], int]:
             files.append(p)  # a webcam: 0, 1, ... or /dev/videoN
             continue
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*")
-                           if f.is_file() and (is_image_file(f) or f.suffix.lower() in VIDEO_EXTS))
-            unread = [f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in UNREAD_IMAGE_SUFFIXES]
+            inside = sorted(f for f in p.rglob("*") if f.is_file())
+            found = [f for f in inside if is_image_file(f) or f.suffix.lower() in VIDEO_EXTS]
+            unread = [f for f in inside if f.suffix.lower() in UNREAD_IMAGE_SUFFIXES]
             if unread:
                 kinds = ", ".join(sorted({f.suffix.lower() for f in unread}))
                 print(f"kdmark: note: {p}: {len(unread)} photo(s) skipped ({kinds}: kdmark does not read these; "
@@ -112,9 +112,9 @@ def _save_png(path: Path, bgr: np.ndarray) -> None:
 
 def _image(predictor: Predictor, path: Path, boxes: dict, draw: Path | None) -> list[dict]:
     img = load_image(path)
-    if frame_count(path) > 1:
-        print(f"kdmark: note: {path}: {frame_count(path)} frames (an animation); only the first was read",
-              file=sys.stderr)
+    frames = frame_count(path)
+    if frames > 1:
+        print(f"kdmark: note: {path}: {frames} frames (an animation); only the first was read", file=sys.stderr)
     given = boxes.get(str(path), boxes.get(path.name))
     if given is not None:
         given = check_boxes(given, img.shape, where=f"{path}: box")
