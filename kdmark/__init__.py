@@ -3,6 +3,8 @@
 Example:
     >>> import kdmark
     >>> faces = kdmark.Predictor().predict("photo.jpg")   # the shipped kdmark-68-s; faces[0].landmarks: (68, 2)
+    >>> faces[0].pose                                      # Pose(yaw=..., pitch=..., roll=...) in degrees
+    >>> picture = kdmark.draw("photo.jpg", faces, pose=True)  # RGB array: boxes, points by confidence, pose axes
     >>> ds = kdmark.read_dataset("../shared/data/300w", split="train")
     >>> metrics, per_image = kdmark.compute_metrics(pred, gt, ds.scheme)
 
@@ -16,6 +18,10 @@ __version__ = "0.1.0"
 _API = {  # public name -> module that defines it
     "Predictor": "kdmark.deploy.predict",
     "Face": "kdmark.deploy.predict",
+    "Tracker": "kdmark.deploy.predict",  # faces followed through your own frames: Predictor().track()
+    "draw": "kdmark.drawing",
+    "head_pose": "kdmark.pose",
+    "Pose": "kdmark.pose",
     "train": "kdmark.jobs.train",
     "distill": "kdmark.jobs.train",
     "prune": "kdmark.jobs.prune",

@@ -93,7 +93,7 @@ def test_predict_cli_boxes_blank_and_bad_inputs(tiny_checkpoint, shared_data, tm
     assert [f["box"] for f in result[photo.name]] == given[photo.name]
     assert all(np.asarray(f["landmarks"]).shape == (68, 2) for f in result[photo.name])
     assert result["blank.png"] == []
-    assert (draw / "afw_1130084326.png").read_bytes()[:4] == b"\x89PNG"
+    assert (draw / "afw_1130084326.jpg").read_bytes()[:2] == b"\xff\xd8"  # a JPEG stays a JPEG
 
 
 def test_predict_cli_detects_without_boxes_and_draws(tiny_checkpoint, shared_data, tmp_path):
@@ -102,7 +102,7 @@ def test_predict_cli_detects_without_boxes_and_draws(tiny_checkpoint, shared_dat
                  str(tmp_path)]) == 0
     faces = json.loads((tmp_path / "o.json").read_text())[photo.name]
     assert len(faces) == 3
-    assert cv2.imread(str(tmp_path / "afw_1130084326.png")).shape == (1536, 2048, 3)
+    assert cv2.imread(str(tmp_path / "afw_1130084326.jpg")).shape == (1536, 2048, 3)
 
 
 def test_predict_on_onnx_and_video(tiny_checkpoint, shared_data, tmp_path):
@@ -192,7 +192,8 @@ def test_predict_keys_and_drawings_are_unique_per_input(tiny_checkpoint, shared_
     assert sorted(result) == sorted([str(a / "photo.jpg"), str(b / "photo.jpg"), "photo.png", "x.Jpg", "y.webp",
                                      "z.tif"])
     assert all(len(faces) == 1 for faces in result.values())
-    assert len(list(draw.glob("*.png"))) == 6
+    names = sorted(p.name for p in draw.iterdir())  # each drawing in its input's format (issue 29 item 6)
+    assert len(names) == 6 and {"photo.png", "x.jpg", "y.webp", "z.tif"} <= set(names), names
 
 
 def test_bench_vs_both_peers_and_no_temporary_files_left(tiny_checkpoint, w300_root, tmp_path, monkeypatch,

@@ -44,14 +44,14 @@ def test_item1_draw_into_the_input_folder_is_refused(photos, capsys):
 
 
 def test_item1_draw_over_a_video_is_refused(tmp_path, capsys, monkeypatch):
-    clip = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 48))
+    clip = tmp_path / "clip.webm"  # drawn videos are WebM: this input's drawing would be ./clip.webm
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"VP80"), 5, (64, 48))
     for _ in range(3):
         writer.write(np.zeros((48, 64, 3), np.uint8))
     writer.release()
     before = clip.read_bytes()
     monkeypatch.chdir(tmp_path)
-    assert main(["predict", "clip.mp4", "--draw", "."]) == 2
+    assert main(["predict", "clip.webm", "--draw", "."]) == 2
     assert "would overwrite the input" in capsys.readouterr().err
     assert clip.read_bytes() == before
 
@@ -59,7 +59,7 @@ def test_item1_draw_over_a_video_is_refused(tmp_path, capsys, monkeypatch):
 def test_item1_drawings_elsewhere_still_work(photos, tmp_path):
     out = tmp_path / "drawn"
     assert main(["predict", str(photos), "--draw", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["group.png", "group2.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["group.png", "group2.jpg"]
 
 
 @pytest.mark.parametrize("config", [{"note": "kdmark_web_export"}, {"x": ["kdmark_web_export"]},

@@ -22,25 +22,53 @@ from kdmark.data.transforms import apply_affine, box_square, crop_matrix, invert
 from kdmark.deploy.detectors import best_match, make_detector
 from kdmark.errors import CheckpointError, ConfigError, DatasetError, DetectorError
 
-__all__ = ["Predictor", "Face", "DetectorError", "OneEuroFilter", "predict_video", "face_crop", "sample_crops"]
+__all__ = ["Predictor", "Face", "Tracker", "DetectorError", "OneEuroFilter", "predict_video", "face_crop",
+           "sample_crops"]
 
 
 @dataclass
 class Face:
     """One face: ``box`` [x0, y0, x1, y1] it was cropped from, ``landmarks`` (K, 2) and ``scores`` (K,) in image
-    pixels. ``to_dict()`` gives the JSON form written by ``kdmark predict``."""
+    pixels; ``detector_score`` when kdmark found the face itself, ``track_id`` when it came from a
+    :class:`Tracker` (the same id for the same face from frame to frame), and ``pose`` (68-point models: yaw, pitch,
+    roll in degrees, :func:`kdmark.head_pose`). ``to_dict()`` gives the JSON form written by ``kdmark predict``."""
 
     box: np.ndarray
     landmarks: np.ndarray
     scores: np.ndarray
     detector_box: np.ndarray | None = field(default=None, repr=False)
     detector_score: float | None = None  # the detector's score when kdmark found the face itself
+    track_id: int | None = None
+    image_shape: tuple | None = field(default=None, repr=False)  # (H, W) of the image the face is in
+
+    @property
+    def pose(self):
+        """:class:`kdmark.pose.Pose` (yaw, pitch, roll in degrees) from the 68 landmarks, or None for other
+        schemes; computed on first use (about 0.4 ms)."""
+        if len(self.landmarks) != 68 or self.image_shape is None:
+            return None
+        cached = self.__dict__.get("_pose")
+        if cached is None or cached[0] is not self.landmarks:
+            from kdmark.pose import head_pose
+
+            try:
+                pose = head_pose(self.landmarks, self.image_shape, self.scores)
+            except ValueError:  # points no face could make (the fit fails): no pose rather than a wrong one
+                pose = None
+            cached = (self.landmarks, pose)
+            self.__dict__["_pose"] = cached
+        return cached[1]
 
     def to_dict(self) -> dict:
         out = {"box": [round(float(v), 2) for v in self.box],
                "landmarks": np.round(self.landmarks, 3).tolist(), "scores": np.round(self.scores, 4).tolist()}
         if self.detector_score is not None:
             out["detector_score"] = round(float(self.detector_score), 4)
+        if self.track_id is not None:
+            out["track_id"] = self.track_id
+        pose = self.pose
+        if pose is not None:
+            out["pose"] = pose.to_dict()
         return out
 
 
@@ -218,8 +246,9 @@ class Predictor:
             chunk = items[start:start + self.batch_size]
             crops, mats = zip(*(face_crop(img, box, self.margin, self.size) for img, box in chunk))
             pts, scores = self.run(np.stack(crops))
-            for (_, box), p, s, m in zip(chunk, pts, scores, mats):
-                faces.append(Face(np.asarray(box, float), apply_affine(p.astype(np.float64), invert_affine(m)), s))
+            for (img, box), p, s, m in zip(chunk, pts, scores, mats):
+                faces.append(Face(np.asarray(box, float), apply_affine(p.astype(np.float64), invert_affine(m)), s,
+                                  image_shape=tuple(img.shape[:2])))
         return faces
 
     def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
@@ -263,6 +292,11 @@ class Predictor:
             start += len(bs)
         return out
 
+    def track(self, fps: float = 30.0, redetect_every: int = 15, smooth: bool = True) -> Tracker:
+        """A :class:`Tracker` for a stream of the caller's own frames: ``faces = tracker.update(frame)``, with a
+        ``track_id`` per face that stays the same from frame to frame."""
+        return Tracker(self, fps, redetect_every, smooth)
+
     __call__ = predict
 
 
@@ -295,21 +329,96 @@ class OneEuroFilter:
         return self.x.copy()
 
 
+class Tracker:
+    """Faces followed through frames the caller supplies (a webcam loop, a decoded stream, a robot's camera):
+    ``tracker = predictor.track(fps=30); faces = tracker.update(frame)``.
+
+    Each face keeps its ``track_id`` from frame to frame. A face is found by the detector every ``redetect_every``
+    frames (and on any frame with no face yet); in between, its crop follows the box of its own raw landmarks in the
+    frame before, so a frame costs the landmark network alone. A re-detection replaces the box of the track it
+    overlaps (drift never outlives one), starts a track for a new face and ends a track whose face has gone.
+    ``smooth``: a One-Euro filter per track (kdmark's video setting, ``VIDEO_ONE_EURO``) cuts jitter; ``Face.landmarks``
+    are the smoothed points. ``detect`` replaces the predictor's detector (an RGB image -> list of boxes)."""
+
+    def __init__(self, predictor: Predictor, fps: float = 30.0, redetect_every: int = 15, smooth: bool = True,
+                 detect=None):
+        if isinstance(redetect_every, bool) or not isinstance(redetect_every, int) or redetect_every < 1:
+            raise ConfigError(f"redetect_every must be a positive integer, not {redetect_every!r}")
+        if not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
+            raise ConfigError(f"fps must be a positive number, not {fps!r}")
+        self.predictor, self.fps, self.redetect_every, self.smooth = predictor, float(fps), redetect_every, smooth
+        self._detect = detect
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track (a new scene or stream); the next frame runs the detector."""
+        self.tracks: list[_Track] = []
+        self.frame_index, self._next_id = 0, 0
+
+    def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float | None]]:
+        if self._detect is not None:
+            return [(np.asarray(b, float), None) for b in self._detect(image)]
+        return self.predictor.detect(image)
+
+    def update(self, frame, bgr: bool = False) -> list[Face]:
+        """The faces of the next frame (an RGB array, or ``bgr=True`` for OpenCV's frames), each with its
+        ``track_id`` and the score of the detection that last placed it."""
+        from kdmark.data.images import as_rgb
+
+        image = as_rgb(frame, bgr)
+        if self.frame_index % self.redetect_every == 0 or not self.tracks:
+            self.tracks = self._match(self.detect(image))
+        faces = self.predictor.predict(image, [t.box for t in self.tracks]) if self.tracks else []
+        for face, track in zip(faces, self.tracks):
+            lo, hi = face.landmarks.min(axis=0), face.landmarks.max(axis=0)
+            track.box = np.concatenate([lo, hi])  # the raw points place the next crop
+            if self.smooth:
+                face.landmarks = track.filter(face.landmarks)
+            face.track_id, face.detector_score = track.id, track.score
+        self.frame_index += 1
+        return faces
+
+    def _match(self, detected: list[tuple[np.ndarray, float | None]]) -> list[_Track]:
+        """Tracks after a re-detection: a track overlapping a detection takes the detection's box (keeping its id
+        and smoothing filter); a detection no track overlaps starts a new track; a track no detection overlaps
+        ends."""
+        matched, used = [], set()
+        for track in self.tracks:
+            free = [i for i in range(len(detected)) if i not in used]
+            k = best_match([detected[i][0] for i in free], track.box)
+            if k is not None:
+                used.add(free[k])
+                track.box, track.score = np.asarray(detected[free[k]][0], float), detected[free[k]][1]
+                matched.append(track)
+        for i, (box, score) in enumerate(detected):
+            if i not in used:
+                matched.append(_Track(self._next_id, np.asarray(box, float), score,
+                                      OneEuroFilter(self.fps, *VIDEO_ONE_EURO)))
+                self._next_id += 1
+        return matched
+
+
+@dataclass
+class _Track:
+    id: int
+    box: np.ndarray
+    score: float | None
+    filter: OneEuroFilter
+
+
 def predict_video(predictor: Predictor, path: str | Path, redetect_every: int = 15, smooth: bool = True,
                   progress: bool = False, stats: dict | None = None, detect=None, max_frames: int | None = None):
-    """Yield (frame index, RGB frame, faces) for a video. Faces are tracked from frame to frame by the box of their
-    raw (unsmoothed) landmarks, re-detected every ``redetect_every`` frames (a detection then replaces the box of
-    the track it overlaps, so drift never outlives a re-detection), and smoothed with a One-Euro filter per track.
+    """Yield (frame index, RGB frame, faces) for a video file or a camera, the faces followed by a
+    :class:`Tracker` (``track_id`` per face; ``redetect_every``, ``smooth`` and ``detect`` as there).
 
-    ``stats`` (a dict) receives ``frames_read`` and ``frames_expected`` (the container's count, 0 when unknown), so
-    a caller can tell a truncated file; ``detect`` replaces the predictor's detector (an image -> list of boxes).
-    ``path`` may be a camera index (``0``); ``max_frames`` stops after that many frames (a camera never ends)."""
+    ``stats`` (a dict) receives ``fps``, ``frames_read`` and ``frames_expected`` (the container's count, 0 when
+    unknown), so a caller can tell a truncated file. ``path`` may be a camera index (``0``); ``max_frames`` stops
+    after that many frames (a camera never ends)."""
     import cv2
     from tqdm.auto import tqdm
 
     from kdmark.data.records import DatasetError
 
-    detect = detect or (lambda image: [box for box, _ in predictor.detect(image)])
     camera = isinstance(path, int)  # a camera index (0: the first webcam)
     cap = cv2.VideoCapture(path if camera else str(path))
     if not cap.isOpened():
@@ -319,7 +428,7 @@ def predict_video(predictor: Predictor, path: str | Path, redetect_every: int = 
     total = None if camera else int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     if stats is not None:
         stats["fps"] = fps
-    tracks: list[tuple[np.ndarray, OneEuroFilter]] = []
+    tracker = Tracker(predictor, fps, redetect_every, smooth, detect)
     bar = tqdm(total=total, desc=f"camera {path}" if camera else Path(path).name, unit="frame",
                disable=not progress, leave=False)
     index = 0
@@ -329,17 +438,7 @@ def predict_video(predictor: Predictor, path: str | Path, redetect_every: int = 
             if not ok:
                 break
             frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            if index % redetect_every == 0 or not tracks:
-                tracks = _match_detections(tracks, detect(frame), fps)
-            faces = predictor.predict(frame, [b for b, _ in tracks]) if tracks else []
-            new_tracks = []
-            for face, (_, filt) in zip(faces, tracks):
-                lo, hi = face.landmarks.min(axis=0), face.landmarks.max(axis=0)
-                new_tracks.append((np.concatenate([lo, hi]), filt))  # the raw points place the next crop
-                if smooth:
-                    face.landmarks = filt(face.landmarks)
-            tracks = new_tracks
-            yield index, frame, faces
+            yield index, frame, tracker.update(frame)
             index += 1
             bar.update(1)
     finally:
@@ -347,19 +446,3 @@ def predict_video(predictor: Predictor, path: str | Path, redetect_every: int = 
         cap.release()
         if stats is not None:
             stats.update(frames_read=index, frames_expected=total or 0)
-
-
-def _match_detections(tracks: list[tuple[np.ndarray, OneEuroFilter]], detected: list[np.ndarray],
-                      fps: float) -> list[tuple[np.ndarray, OneEuroFilter]]:
-    """Tracks after a re-detection: a track overlapping a detection takes the detection's box (keeping its
-    smoothing filter); a detection no track overlaps starts a new track; a track no detection overlaps ends."""
-    matched, used = [], set()
-    for box, filt in tracks:
-        free = [i for i in range(len(detected)) if i not in used]
-        k = best_match([detected[i] for i in free], box)
-        if k is not None:
-            used.add(free[k])
-            matched.append((np.asarray(detected[free[k]], float), filt))
-    fresh = [(np.asarray(d, float), OneEuroFilter(fps, *VIDEO_ONE_EURO)) for i, d in enumerate(detected)
-             if i not in used]
-    return matched + fresh

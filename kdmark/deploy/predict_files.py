@@ -16,10 +16,11 @@ from tqdm.auto import tqdm
 from kdmark.data.images import frame_count, load_image
 from kdmark.data.readers._common import UNREAD_IMAGE_SUFFIXES, is_image_file
 from kdmark.data.records import DatasetError
-from kdmark.deploy.predict import Face, Predictor, check_boxes, predict_video
+from kdmark.deploy.predict import Predictor, check_boxes, predict_video
+from kdmark.drawing import draw as kdmark_draw
 from kdmark.io import atomic_write, atomic_write_json
 
-__all__ = ["predict_files", "model_and_inputs", "draw_faces", "camera_index", "drawing_path"]
+__all__ = ["predict_files", "model_and_inputs", "camera_index", "drawing_suffix"]
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -60,16 +61,19 @@ def camera_index(path: Path) -> int | None:
 
 
 def _unique_names(files: list[Path]) -> dict[Path, tuple[str, str]]:
-    """(JSON key, drawn file stem) per input, unique across the inputs: the file name, or the path as given when two
-    inputs share a name; the stem, or the name when two inputs share a stem (photo.jpg and photo.png)."""
+    """(JSON key, drawing's file name) per input, unique across the inputs: the file name, or the path as given when
+    two inputs share a name; the drawing is the stem and the drawn format's suffix (:func:`drawing_suffix`), or the
+    key and that suffix when two inputs would draw to the same name (photo.gif and photo.png)."""
     from collections import Counter
 
-    names, stems = Counter(f.name for f in files), Counter(f.stem for f in files)
+    names = Counter(f.name for f in files)
+    keys = {f: f.name if names[f.name] == 1 else str(f) for f in files}
+    drawn = Counter(f.stem + drawing_suffix(f) for f in files)
     out = {}
     for f in files:
-        key = f.name if names[f.name] == 1 else str(f)
-        stem = f.stem if stems[f.stem] == 1 else key
-        out[f] = (key, stem.replace("/", "__").replace("\\", "__"))
+        plain = f.stem + drawing_suffix(f)
+        name = plain if drawn[plain] == 1 else keys[f] + drawing_suffix(f)
+        out[f] = (keys[f], name.replace("/", "__").replace("\\", "__"))
     return out
 
 
@@ -91,23 +95,24 @@ def _load_boxes(path: str | None) -> dict[str, list]:
     return boxes
 
 
-def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
-    """BGR copy of an RGB image with each face's box and landmarks (green: confident, red: unsure)."""
-    out = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    r = max(1, round(max(image.shape[:2]) / 400))
-    for f in faces:
-        x0, y0, x1, y1 = (int(round(v)) for v in f.box)
-        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 200, 0), r)
-        for (x, y), s in zip(f.landmarks, f.scores):
-            colour = (0, 200, 0) if s >= 0.3 else (0, 0, 230)
-            cv2.circle(out, (int(round(x)), int(round(y))), r + 1, colour, -1, cv2.LINE_AA)
-    return out
+DRAWN_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")  # kept; any other image: PNG
+DRAWN_VIDEO = (".webm", "VP80")  # VP8 in WebM: every browser plays it, and OpenCV's own FFmpeg writes it
 
 
-def _save_png(path: Path, bgr: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", bgr)
-    if ok:
-        atomic_write(path, lambda f: f.write(buf.tobytes()))
+def drawing_suffix(source: Path) -> str:
+    """The drawing's format: a video's is WebM; an image keeps its own format where OpenCV writes it (a JPEG stays
+    a JPEG), else PNG."""
+    if source.suffix.lower() in VIDEO_EXTS or camera_index(source) is not None:
+        return DRAWN_VIDEO[0]
+    return source.suffix.lower() if source.suffix.lower() in DRAWN_IMAGE_SUFFIXES else ".png"
+
+
+def _save_image(path: Path, bgr: np.ndarray) -> None:
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if path.suffix in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(path.suffix, bgr, params)
+    if not ok:
+        raise DatasetError(path, "OpenCV could not encode the drawing in this format")
+    atomic_write(path, lambda f: f.write(buf.tobytes()))
 
 
 def _image(predictor: Predictor, path: Path, boxes: dict, draw: Path | None) -> list[dict]:
@@ -120,7 +125,7 @@ def _image(predictor: Predictor, path: Path, boxes: dict, draw: Path | None) -> 
         given = check_boxes(given, img.shape, where=f"{path}: box")
     faces = predictor.predict(img, given)
     if draw is not None:
-        _save_png(drawing_path(draw.parent, draw.name, path), draw_faces(img, faces))
+        _save_image(draw, kdmark_draw(img, faces, pose=True)[..., ::-1])
     return [f.to_dict() for f in faces]
 
 
@@ -129,8 +134,8 @@ def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool, ca
     """(per-frame faces, whether every frame the file announces was read). The drawn video keeps the input's frame
     rate and appears only once complete (an interrupted or failed run leaves an earlier drawn video untouched)."""
     frames, writer = [], None
-    final = drawing_path(draw.parent, draw.name, path) if draw is not None else None
-    partial = final.with_name(f".{final.name}.partial.mp4") if final is not None else None
+    final = draw
+    partial = final.with_name(f".{final.name}.partial{DRAWN_VIDEO[0]}") if final is not None else None
     stats: dict = {}
     try:
         source = camera if camera is not None else path
@@ -141,8 +146,10 @@ def _video(predictor: Predictor, path: Path, draw: Path | None, smooth: bool, ca
                 if writer is None:
                     fps = stats.get("fps") or 25.0
                     h, w = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                writer.write(draw_faces(frame, faces))
+                    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*DRAWN_VIDEO[1]), fps, (w, h))
+                    if not writer.isOpened():
+                        raise DatasetError(final, "OpenCV cannot write WebM (VP8) video here")
+                writer.write(kdmark_draw(frame, faces, pose=True)[..., ::-1])
         if writer is not None:
             writer.release()
             writer = None
@@ -195,8 +202,8 @@ def predict_files(inputs: list[str], model: str | None = None, boxes: str | None
         draw.mkdir(parents=True, exist_ok=True)
     results, failed = {}, 0
     for path in tqdm(files, desc="predicting", unit="file", disable=not sys.stderr.isatty(), leave=False):
-        key, stem = names[path]
-        drawn = draw / stem if draw is not None else None
+        key, drawn_name = names[path]
+        drawn = draw / drawn_name if draw is not None else None
         try:
             camera = camera_index(path)
             if path.suffix.lower() in VIDEO_EXTS or camera is not None:
@@ -217,17 +224,14 @@ def predict_files(inputs: list[str], model: str | None = None, boxes: str | None
         for line in _summary(results):
             print(line)
     faces = sum(len(v) for v in results.values() if v and "box" in v[0])
-    print(f"{len(results)} of {len(files) + bad_inputs} inputs done, {faces} faces in images"
+    video_faces = sum(len(f["faces"]) for v in results.values() if v and "frame" in v[0] for f in v)
+    frames = sum(len(v) for v in results.values() if v and "frame" in v[0])
+    counted = f"{faces} faces in images" + (f", {video_faces} in {frames} video frames" if frames else "")
+    print(f"{len(results)} of {len(files) + bad_inputs} inputs done, {counted}"
           + (f"; {failed + bad_inputs} failed" if failed + bad_inputs else "")
           + (f"; wrote {json_out}" if json_out and not to_stdout else ""),
           file=sys.stderr if to_stdout else sys.stdout)
     return 1 if failed or bad_inputs or not files else 0
-
-
-def drawing_path(draw: Path, stem: str, source: Path) -> Path:
-    """Where ``--draw`` puts the drawing of ``source``: a video's as ``STEM.mp4``, an image's as ``STEM.png``."""
-    video = source.suffix.lower() in VIDEO_EXTS or camera_index(source) is not None
-    return draw / f"{stem}{'.mp4' if video else '.png'}"
 
 
 def _refuse_outputs_over_inputs(files: list[Path], inputs: list[str], names: dict, model: str,
@@ -240,7 +244,7 @@ def _refuse_outputs_over_inputs(files: list[Path], inputs: list[str], names: dic
     folders = [Path(i) for i in inputs if Path(i).is_dir()]
     refuse_overwriting_inputs({"--json": json_out}, sources)
     if draw is not None:
-        drawings = {f"--draw ({f.name})": drawing_path(draw, names[f][1], f) for f in files}
+        drawings = {f"--draw ({f.name})": draw / names[f][1] for f in files}
         refuse_overwriting_inputs({"--draw": draw, **drawings}, sources, folders)
         if json_out and json_out != "-" and Path(json_out).resolve() in {p.resolve() for p in drawings.values()}:
             from kdmark.errors import OutputError
