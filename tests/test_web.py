@@ -156,11 +156,31 @@ def _int8_tolerance(png) -> list[float]:
     return [max(TOLERANCE_PX, 1.5 * float(np.abs(a.landmarks - b.landmarks).max())) for a, b in zip(fp32, int8)]
 
 
-def _photo_on_page(site, photo, tmp_path):
+# The canvas colour under each landmark of the faces drawn last: what a user sees, not what the page computed.
+CANVAS_AT_LANDMARKS = """(faces) => {
+  const c = document.getElementById('view'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const R = Math.round, inside = ([x, y]) => R(x) >= 0 && R(y) >= 0 && R(x) < c.width && R(y) < c.height;
+  const at = ([x, y]) => 4 * (R(y) * c.width + R(x));
+  return { width: c.width, height: c.height, shown: c.style.width, colours: faces.flatMap((f) => f.landmarks
+    .map((p, j) => [p, f.scores[j]]).filter(([p]) => inside(p))
+    .map(([p, s]) => [Array.from(d.slice(at(p), at(p) + 3)), s])) };
+}"""
+
+
+def _assert_dots_drawn(canvas, size):
+    """Every landmark inside the frame has a dot under it: green where the model is sure (score >= 0.3), red where
+    not (within 8 levels: the dots are anti-aliased)."""
+    assert (canvas["width"], canvas["height"]) == size, canvas["width"]
+    good = [np.abs(np.subtract(rgb, [0, 200, 0] if score >= 0.3 else [230, 0, 0])).max() <= 8
+            for rgb, score in canvas["colours"]]
+    assert len(good) >= 68 and np.mean(good) > 0.95, [c for c, g in zip(canvas["colours"], good) if not g]
+
+
+def _photo_on_page(site, photo, tmp_path, small=None):
     _need_browser()
     from playwright.sync_api import sync_playwright
 
-    requests = []
+    requests, extra = [], {}
     with serve(site) as url, sync_playwright() as pw:
         browser = launch_chromium(pw)
         page = _open_page(browser, url, requests)
@@ -169,14 +189,32 @@ def _photo_on_page(site, photo, tmp_path):
         result = page.evaluate("kdmark.photo")
         assert "3 face(s)" in page.inner_text("#status") and " ms" in page.inner_text("#status")
         page.screenshot(path=str(tmp_path / "page.png"))
+        extra["canvas"] = page.evaluate(CANVAS_AT_LANDMARKS, result["faces"])
+        with page.expect_download() as got:
+            page.click("#download")
+        extra["download"] = (got.value.suggested_filename, json.loads(Path(got.value.path()).read_text()))
+        if small is not None:  # a small photo is shown larger than its own size, its dots drawn on it
+            page.evaluate("kdmark.state = 'loading'")
+            page.set_input_files("#file", str(small))
+            page.wait_for_function("kdmark.state === 'photo-done'", timeout=60_000)
+            extra["small"] = page.evaluate(CANVAS_AT_LANDMARKS, page.evaluate("kdmark.photo.faces"))
         browser.close()
-    return result, requests, url
+    return result, requests, url, extra
 
 
 def test_page_finds_the_faces_of_a_photo_like_python_offline(site, photo, tmp_path):
     """The default page runs the zoo's INT8 file: equal to Python's INT8 faces within INT8's own error."""
-    result, requests, url = _photo_on_page(site, photo, tmp_path)
+    small = tmp_path / "small.png"
+    Image.open(photo).resize((320, 240), Image.BILINEAR).save(small)
+    result, requests, url, extra = _photo_on_page(site, photo, tmp_path, small)
     faces = result["faces"]
+    _assert_dots_drawn(extra["canvas"], (1024, 768))
+    name, saved = extra["download"]  # the download button saves what `kdmark predict --json` writes
+    assert name == "three_faces.json" and list(saved) == ["three_faces.png"] and len(saved["three_faces.png"]) == 3
+    for got, face in zip(saved["three_faces.png"], faces):
+        assert {"box", "landmarks", "scores", "detector_score"} <= set(got)
+        assert np.abs(np.array(got["landmarks"]) - np.array(face["landmarks"])).max() < 1e-3
+    assert extra["small"]["shown"] == "480px" and extra["small"]["width"] == 320
     _assert_equal_faces(faces, _python_faces(photo, "int8"), tolerance=_int8_tolerance(photo))
     err = [np.abs(np.array(g["landmarks"]) - w.landmarks) for g, w in zip(faces, _python_faces(photo, "int8"))]
     # most points agree far closer than the worst one: within 0.25 px, or INT8's own median error on this CPU
@@ -191,7 +229,7 @@ def test_page_finds_the_faces_of_a_photo_like_python_offline(site, photo, tmp_pa
 
 def test_an_fp32_page_finds_the_faces_python_finds(site_fp32, photo, tmp_path):
     """``precision="fp32"``: the page runs the FP32 file, equal to Python's FP32 faces within TOLERANCE_PX."""
-    result, _, _ = _photo_on_page(site_fp32, photo, tmp_path)
+    result, _, _, _ = _photo_on_page(site_fp32, photo, tmp_path)
     assert json.loads((site_fp32 / "config.json").read_text())["model"]["precision"] == "fp32"
     _assert_equal_faces(result["faces"], _python_faces(photo, "fp32"))
 
@@ -209,13 +247,38 @@ def test_page_tracks_a_fake_camera_like_python(site, photo, tmp_path):
         page = _open_page(browser, url, requests)
         page.click("#camera")
         page.wait_for_function("kdmark.video && kdmark.video.frames >= 8", timeout=60_000)
+        assert page.inner_text("#camera") == "Stop the camera"
+        page.click("#camera")  # the same button stops it
+        page.wait_for_function("kdmark.state === 'video-stopped'", timeout=10_000)
         first = page.evaluate("kdmark.video.first")
         later = page.evaluate("kdmark.video.faces")
-        page.evaluate("kdmark.stopCamera()")
+        frames = page.evaluate("kdmark.video.frames")
+        canvas = page.evaluate(CANVAS_AT_LANDMARKS, later)  # the frame drawn last holds the faces seen last
+        page.wait_for_timeout(500)
+        assert page.evaluate("kdmark.video.frames") == frames and page.inner_text("#camera") == "Start the camera"
+        log = page.evaluate("kdmark.results()")["camera"]
         browser.close()
+    _assert_dots_drawn(canvas, (640, 480))  # the camera's frames are drawn (the canvas was 0 x 0 before)
+    n = len(first["faces"])  # the two faces inside the 640 x 480 window, followed with one id each
+    assert n == 2 and len(log) == frames and all(len(f["faces"]) == n for f in log)
+    assert sorted(face["track_id"] for face in log[-1]["faces"]) == [0, 1]
     png = base64.b64decode(first["png"].split(",", 1)[1])
     _assert_equal_faces(first["faces"], _python_faces(png), key="raw_landmarks", tolerance=_int8_tolerance(png))
     # the first frame's smoothed landmarks are its raw ones (the filter starts there); later frames are smoothed
     assert np.allclose(first["faces"][0]["landmarks"], first["faces"][0]["raw_landmarks"])
     assert later and all(len(f["landmarks"]) == 68 and "raw_landmarks" in f for f in later)
     assert all(r.startswith(url) for r in requests), requests
+
+
+def test_page_opened_as_a_file_says_how_to_serve_it(site):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        page = browser.new_page()
+        page.goto((site / "index.html").resolve().as_uri())
+        page.wait_for_function("document.getElementById('status').textContent.includes('must be served')",
+                               timeout=10_000)
+        assert "python -m kdmark.deploy.web.serve" in page.inner_text("#status")
+        browser.close()

@@ -235,7 +235,7 @@ class OneEuro {
 
 class Tracker {
   constructor(app, fps) {
-    Object.assign(this, { app, fps, tracks: [], index: 0 });
+    Object.assign(this, { app, fps, tracks: [], index: 0, nextId: 0 });
   }
 
   match(detected) {
@@ -248,12 +248,12 @@ class Tracker {
       });
       if (best >= 0) {
         used.add(best);
-        matched.push({ box: detected[best].box, filter: t.filter, score: detected[best].score });
+        matched.push({ box: detected[best].box, filter: t.filter, score: detected[best].score, id: t.id });
       }
     }
     const [minCutoff, beta] = this.app.cfg.one_euro;
     const fresh = detected.filter((_, i) => !used.has(i))
-      .map((d) => ({ box: d.box, score: d.score, filter: new OneEuro(this.fps, minCutoff, beta) }));
+      .map((d) => ({ box: d.box, score: d.score, filter: new OneEuro(this.fps, minCutoff, beta), id: this.nextId++ }));
     this.tracks = matched.concat(fresh);
   }
 
@@ -268,6 +268,7 @@ class Tracker {
       t.box = [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
       f.raw_landmarks = f.landmarks;
       f.detector_score = t.score;
+      f.track_id = t.id;
       if (smooth) {
         const flat = t.filter.filter(f.landmarks.flat());
         f.landmarks = f.landmarks.map((_, j) => [flat[2 * j], flat[2 * j + 1]]);
@@ -279,29 +280,64 @@ class Tracker {
 }
 
 // ---------------------------------------------------------------- the page
+// What kdmark.draw draws in Python: a blue box, green dots where the model is sure of a point (score >= 0.3), red
+// where it is not; dots scale with each face. The canvas takes the source's own pixel size (a <video>'s is
+// videoWidth x videoHeight: its width attribute is 0), and a small photo is shown at least DISPLAY_MIN px wide.
+const DISPLAY_MIN = 480, SURE = 0.3;
+function sourceSize(source) {
+  return [source.videoWidth || source.naturalWidth || source.width, source.videoHeight || source.naturalHeight || source.height];
+}
+
 function draw(canvas, source, faces) {
   const ctx = canvas.getContext("2d");
-  canvas.width = source.width;
-  canvas.height = source.height;
-  ctx.drawImage(source, 0, 0);
-  const r = Math.max(1.5, Math.max(source.width, source.height) / 400);
-  for (const f of faces) {
-    ctx.strokeStyle = "#3fa9f5";
-    ctx.lineWidth = r;
-    ctx.strokeRect(f.box[0], f.box[1], f.box[2] - f.box[0], f.box[3] - f.box[1]);
-    ctx.fillStyle = "#ffd400";
-    for (const [x, y] of f.landmarks) {
-      ctx.beginPath();
-      ctx.arc(x, y, r, 0, 2 * Math.PI);
-      ctx.fill();
-    }
+  const [w, h] = sourceSize(source);
+  if (canvas.width !== w || canvas.height !== h) {
+    canvas.width = w;
+    canvas.height = h;
   }
+  canvas.style.width = `${Math.max(w, DISPLAY_MIN)}px`;
+  ctx.drawImage(source, 0, 0, w, h);
+  for (const f of faces) {
+    const side = Math.max(f.box[2] - f.box[0], f.box[3] - f.box[1], 1);
+    const r = Math.max(1.2, side / 90);
+    ctx.strokeStyle = "rgb(0, 200, 255)";
+    ctx.lineWidth = Math.max(1, Math.round(side / 150));
+    ctx.strokeRect(f.box[0] + 0.5, f.box[1] + 0.5, f.box[2] - f.box[0], f.box[3] - f.box[1]);
+    f.landmarks.forEach(([x, y], j) => {  // kdmark's points are 0-based pixel centres: pixel i spans [i, i + 1)
+      ctx.fillStyle = !f.scores || f.scores[j] >= SURE ? "rgb(0, 200, 0)" : "rgb(230, 0, 0)";
+      ctx.beginPath();
+      ctx.arc(x + 0.5, y + 0.5, r, 0, 2 * Math.PI);
+      ctx.fill();
+    });
+  }
+}
+
+// The results as `kdmark predict --json` writes them: {name: [faces]} for a photo, {name: [{frame, faces}]} for
+// the camera (the frames seen since it started, up to the last KEEP_FRAMES).
+const KEEP_FRAMES = 1000;
+function asJSON(face) {
+  const r = (v, d) => Math.round(v * 10 ** d) / 10 ** d;
+  const out = { box: face.box.map((v) => r(v, 2)), landmarks: face.landmarks.map(([x, y]) => [r(x, 3), r(y, 3)]),
+    scores: face.scores.map((v) => r(v, 4)) };
+  if (face.detector_score != null) out.detector_score = r(face.detector_score, 4);
+  if (face.track_id != null) out.track_id = face.track_id;
+  return out;
+}
+
+function download(name, obj) {
+  const url = URL.createObjectURL(new Blob([JSON.stringify(obj, null, 1)], { type: "application/json" }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
 function pixels(source) {
   const c = document.createElement("canvas");
-  c.width = source.width || source.videoWidth;
-  c.height = source.height || source.videoHeight;
+  [c.width, c.height] = sourceSize(source);
   const ctx = c.getContext("2d", { willReadFrequently: true });
   ctx.drawImage(source, 0, 0);
   return ctx.getImageData(0, 0, c.width, c.height);
@@ -364,6 +400,7 @@ const app = {
     this.lastFrame = img;
     draw($("view"), bitmap, result.faces);
     show(result, file.name);
+    $("download").disabled = false;
     this.state = "photo-done";
   },
 
@@ -375,8 +412,11 @@ const app = {
     await video.play();
     const fps = stream.getVideoTracks()[0].getSettings().frameRate || 30;
     const tracker = new Tracker(this, fps);
-    const run = { frames: 0, fps, faces: [], ms: null, stream, first: null, msHistory: [], running: true };
+    const run = { frames: 0, fps, faces: [], ms: null, stream, first: null, msHistory: [], running: true, log: [] };
     this.video = run;
+    this.photo = null;
+    $("camera").textContent = "Stop the camera";
+    $("download").disabled = false;
     const loop = async () => {
       if (!run.running) return;
       const img = pixels(video);
@@ -384,6 +424,8 @@ const app = {
       if (!run.running) return;
       this.lastFrame = img;
       if (run.frames === 0) run.first = { png: imageDataURL(img), faces: result.faces };
+      run.log.push({ frame: run.frames, faces: result.faces.map(asJSON) });
+      if (run.log.length > KEEP_FRAMES) run.log.shift();
       Object.assign(run, { frames: run.frames + 1, faces: result.faces, ms: result.ms });
       run.msHistory.push(result.ms.total);
       draw($("view"), video, result.faces);
@@ -395,9 +437,21 @@ const app = {
   },
 
   stopCamera() {
-    if (!this.video) return;
+    if (!this.video || !this.video.running) return;
     this.video.running = false;
     this.video.stream.getTracks().forEach((t) => t.stop());
+    $("camera").textContent = "Start the camera";
+    if (this.state === "video") {
+      this.state = "video-stopped";
+      $("status").textContent = `camera stopped after ${this.video.frames} frame(s)`;
+    }
+  },
+
+  // What the download button saves: the photo's faces or the camera's frames, as `kdmark predict --json` writes.
+  results() {
+    if (this.photo) return { [this.photo.name]: this.photo.faces.map(asJSON) };
+    if (this.video) return { camera: this.video.log };
+    return {};
   },
 
   lastFramePNG() {
@@ -421,8 +475,18 @@ const app = {
 app.ort = ort; // for benchmarks and tests (kdmark.ort.env, kdmark.ort.Tensor)
 window.kdmark = app;
 $("file").addEventListener("change", (e) => e.target.files[0] && app.openPhoto(e.target.files[0]));
-$("camera").addEventListener("click", () => app.startCamera().catch((err) => {
-  $("status").textContent = `camera: ${err.message}`;
-}));
-app.load().then(() => { $("status").textContent = "ready: pick a photo or start the camera"; })
-  .catch((err) => { app.state = "error"; app.error = String(err); $("status").textContent = `error: ${err}`; });
+$("camera").addEventListener("click", () => {
+  if (app.video && app.video.running) return app.stopCamera();
+  return app.startCamera().catch((err) => { $("status").textContent = `camera: ${err.message}`; });
+});
+$("download").addEventListener("click", () => {
+  const name = app.photo ? `${app.photo.name.replace(/\.[^.]*$/, "")}.json` : "camera.json";
+  download(name, app.results());
+});
+if (location.protocol === "file:") {
+  app.state = "error";  // opened from disk: index.html says how to serve it (browsers block file:// fetches)
+  app.error = "opened as a file";
+} else {
+  app.load().then(() => { $("status").textContent = "ready: pick a photo or start the camera"; })
+    .catch((err) => { app.state = "error"; app.error = String(err); $("status").textContent = `error: ${err}`; });
+}
