@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build kdmark's wheel, install it (no editable link to this tree) into a fresh virtualenv that borrows the
-# already-installed dependencies, and run `kdmark` from a folder outside the source tree: --version, run --help,
-# models, predict with the default zoo model, and a one-stage pipeline that uses a shipped recipe.
+# dependencies installed where `python` runs (a virtualenv or not), and run `kdmark` from a folder outside the source
+# tree: --version, run --help, models, predict with the default zoo model, and a one-stage pipeline that uses a
+# shipped recipe.
 #   bash scripts/check_wheel.sh [PHOTO]
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -9,7 +10,13 @@ photo="${1:-$repo/../shared/data/photos/afw_1130084326.jpg}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 python -m pip wheel --no-deps --no-build-isolation -q -w "$work/dist" "$repo"
-python -m venv --system-site-packages "$work/venv"
+# Borrow the active environment's packages (a virtualenv's own, not its base interpreter's, which is what
+# --system-site-packages would give from inside a virtualenv): a .pth naming its site folders. Folders named in a
+# .pth are not scanned for further .pth files, so an editable kdmark there stays out.
+python -m venv "$work/venv"
+own_site="$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+python -c 'import site, sysconfig; print("\n".join(dict.fromkeys(site.getsitepackages() + [sysconfig.get_paths()[k] for k in ("purelib", "platlib")])))' \
+  > "$own_site/_kdmark_borrowed.pth"
 "$work/venv/bin/pip" install -q --no-deps "$work"/dist/kdmark-*.whl
 cd "$work"
 export PYTHONNOUSERSITE=1
