@@ -186,3 +186,18 @@ def test_drawings_keep_the_input_format(group, tmp_path):
     assert "photo.jpg" in names and "photo.png" in names and len(names) == 3
     assert (drawn / "photo.jpg").read_bytes()[:2] == b"\xff\xd8"
     assert (drawn / "photo.jpg").stat().st_size < 0.5 * (drawn / "photo.png").stat().st_size
+
+
+def test_label_with_a_zoo_teacher_needs_no_weights(group, tmp_path, capsys):
+    """Item 8: a shipped model's card has its NME, so `data label --teachers kdmark-68-s` weighs it by that."""
+    from kdmark import zoo
+    from kdmark.teachers import teacher_accuracy
+
+    assert teacher_accuracy("kdmark-68-s") == zoo.get("kdmark-68-s").info["nme"]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "group.jpg"), group[..., ::-1])
+    code = main(["data", "label", str(photos), "--out", str(tmp_path / "labels"), "--teachers",
+                 "kdmark-68-s,kdmark-68-teacher", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert any((tmp_path / "labels").rglob("*.pts"))

@@ -56,6 +56,12 @@ def teacher_accuracy(spec: str) -> float:
         return MEASURED_NME[spec]
     if is_black_box(spec):  # a black box with a map fitted elsewhere: weigh it as the 68-point one
         return MEASURED_NME[spec.split(":", 1)[0]]
+    from kdmark import zoo
+
+    if zoo.is_zoo_name(spec):  # a shipped model: its card's held-out NME
+        nme = zoo.get(spec).info.get("nme")
+        if nme:
+            return float(nme)
     if str(spec).endswith(".ckpt"):
         from kdmark.checkpoint import read_checkpoint
 
