@@ -201,3 +201,13 @@ def test_label_with_a_zoo_teacher_needs_no_weights(group, tmp_path, capsys):
                  "kdmark-68-s,kdmark-68-teacher", "--quiet"])
     assert code == 0, capsys.readouterr().err
     assert any((tmp_path / "labels").rglob("*.pts"))
+
+
+def test_a_recipe_run_elsewhere_names_the_data_setting(tmp_path, monkeypatch, capsys):
+    """Item 8: the README's distill command outside the source tree (the recipe's ../shared/data/300w is not there)
+    is one line that names the setting to change."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["distill", "recipes/300w_mbv2_heatmap.yaml", "teachers=[kdmark-68-teacher]"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data.root=../shared/data/300w: no such file or folder" in err[0]
+    assert "data.root=PATH" in err[0] and not list(tmp_path.iterdir())  # nothing written

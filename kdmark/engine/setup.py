@@ -75,6 +75,10 @@ def split_samples(cfg: TrainConfig) -> tuple[Dataset, list[Sample], list[Sample]
     d = cfg.data
     if not d.root:
         raise DatasetError("data.root", "no dataset given: set data.root=PATH (any format kdmark reads)")
+    for key, root in (("data.root", d.root), ("data.val_root", d.val_root)):
+        if root and not Path(root).exists():  # recipes name ../shared/data/...: relative to where kdmark runs
+            raise DatasetError(f"{key}={root}", f"no such file or folder (relative to {Path.cwd()}); point it at "
+                                                f"your copy: {key}=PATH")
     ds = _report_skipped(read_dataset(d.root, format=d.format, split=d.train_split, scheme=d.scheme,
                                       skip_bad=d.skip_bad))
     if d.val_root:
