@@ -201,12 +201,33 @@ machine that packaged it ({e.get('machine', 'not recorded')}):
     atomic_write_text(ZOO / f"{name}.md", text)
 
 
+README_START, README_END = "<!-- zoo table: made from kdmark/zoo/models.json", "<!-- end of zoo table -->"
+
+
+def write_readme_table() -> None:
+    """Replace the README's zoo table (between its two markers) with ``kdmark.zoo.markdown_table()``."""
+    from kdmark import zoo
+
+    zoo._index.cache_clear()
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start = text.index(README_START)
+    start = text.index("\n", start) + 1
+    end = text.index(README_END, start)
+    atomic_write_text(readme, text[:start] + "\n".join(zoo.markdown_table()) + "\n" + text[end:])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--only", default=None)
     ap.add_argument("--cards-only", action="store_true", help="rewrite the cards from models.json, measure nothing")
+    ap.add_argument("--readme", action="store_true", help="rewrite the README's zoo table from models.json, "
+                                                          "measure nothing")
     args = ap.parse_args()
+    if args.readme:
+        write_readme_table()
+        return 0
     index_path = ZOO / "models.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     if args.cards_only:
@@ -222,6 +243,7 @@ def main() -> int:
         ordered = {k: index[k] for k in MODELS if k in index}
         atomic_write_text(index_path, json.dumps(ordered, indent=1) + "\n")
     shutil.rmtree(ROOT / "runs" / "zoo" / "tmp", ignore_errors=True)
+    write_readme_table()
     return 0
 
 

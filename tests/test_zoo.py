@@ -156,3 +156,19 @@ def test_finetune_from_the_zoo_to_another_scheme_is_one_command(fixtures_root, t
     assert "init_from=kdmark-68-s (300w): loaded" in capsys.readouterr().out
     model, _ = load_checkpoint(tmp_path / "last.ckpt")
     assert model.card["num_points"] == 98 and model.channel_spec == load_checkpoint("kdmark-68-s")[0].channel_spec
+
+
+def test_the_readme_zoo_table_is_made_from_models_json():
+    """Issue 29 item 7: the README's zoo table is what ``kdmark.zoo.markdown_table()`` makes from models.json (the
+    file the cards and ``kdmark models`` read), so a re-packaged model cannot leave the README's numbers stale:
+    ``python scripts/zoo_package.py --readme`` rewrites it."""
+    from pathlib import Path
+
+    from kdmark import zoo
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("<!-- zoo table: made from kdmark/zoo/models.json")
+    block = text[text.index("\n", start) + 1:text.index("<!-- end of zoo table -->")]
+    assert block.rstrip("\n").splitlines() == zoo.markdown_table()
+    for m in zoo.models():
+        assert f"{m.info['nme']:.2%}" in block and f"`{m.name}`" in block

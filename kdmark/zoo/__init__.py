@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kdmark.io import sha256_of
 
-__all__ = ["DEFAULT", "ZooModel", "models", "get", "resolve", "is_zoo_name", "sha256_of", "table"]
+__all__ = ["DEFAULT", "ZooModel", "models", "get", "resolve", "is_zoo_name", "sha256_of", "table", "markdown_table"]
 
 DEFAULT = "kdmark-68-s"  # what ``kdmark predict photo.jpg`` and ``kdmark.Predictor()`` use
 
@@ -116,3 +116,38 @@ def table() -> list[str]:
                     "on this CPU (INT8 where it has 8-bit dot-product instructions); ms/face: onnxruntime (PyTorch "
                     "for a model that ships no ONNX file), batch 1, 1 thread, this package's measurement (kdmark "
                     "bench NAME re-measures here). Terms: kdmark models NAME"]
+
+
+def markdown_table() -> list[str]:
+    """The README's zoo table, made from ``models.json`` alone (the file ``scripts/zoo_package.py`` measures), so
+    the README, the cards and ``kdmark models`` cannot disagree (``tests/test_zoo.py`` checks the README holds it)."""
+    def ms(t: dict, k: str) -> str:
+        v = t.get(k)
+        return "-" if v is None else f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+    rows = ["| model | what it is | held-out NME | NME, dlib's boxes | file `predict` runs | ms/face, 1 / 2 threads |",
+            "|---|---|---|---|---|---|"]
+    dlib = None
+    for m in models():
+        i = m.info
+        vs = i.get("vs_dlib", {})
+        nme, t1, t2 = vs.get("nme", {}), vs.get("latency_ms_1t", {}), vs.get("latency_ms_2t", {})
+        what = f"{i['summary']}; {i['params'] / 1e6:.2f} M params, {i['macs'] / 1e6:.0f} M MACs"
+        if m.int8 is not None:
+            boxes = f"{nme['onnx-fp32']:.2%} (INT8 {nme['onnx-int8']:.2%})"
+            runs = (f"ONNX INT8 {i['sizes']['onnx_int8'] / 1e6:.2f} MB where the CPU has 8-bit dot products, else "
+                    f"FP32 {i['sizes']['onnx_fp32'] / 1e6:.2f} MB")
+            speed = (f"INT8 {ms(t1, 'onnx-int8')} / {ms(t2, 'onnx-int8')}, "
+                     f"FP32 {ms(t1, 'onnx-fp32')} / {ms(t2, 'onnx-fp32')}")
+        else:
+            boxes = f"{nme['torch']:.2%}"
+            runs = f"checkpoint {i['sizes']['checkpoint'] / 1e6:.2f} MB (PyTorch)"
+            speed = f"{ms(t1, 'torch-eager')} / {ms(t2, 'torch-eager')}"
+        name = f"`{m.name}`" + (" (default)" if m.name == DEFAULT else "")
+        rows.append(f"| {name} | {what} | {i['nme']:.2%} | {boxes} | {runs} | {speed} (on {i['machine']}) |")
+        if "dlib-68" in nme:
+            lat = sorted(v["vs_dlib"]["latency_ms_1t"]["dlib-68"] for v in (x.info for x in models()))
+            dlib = (f"| dlib's shape predictor (for comparison) | regression trees, trained on these very faces | - | "
+                    f"{nme['dlib-68']:.2%} | {i['sizes']['dlib_68'] / 1e6:.1f} MB | {lat[0]:.1f}-{lat[-1]:.1f} / - "
+                    "(measured beside each model) |")
+    return rows + ([dlib] if dlib else [])
