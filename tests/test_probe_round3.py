@@ -19,6 +19,30 @@ from kdmark.errors import OutputError
 from kdmark.io import atomic_write_text
 
 
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A real kdmark checkpoint without training one: the shipped kdmark-68-s, copied out of the package (these
+    tests need a checkpoint to damage, evaluate or export, not a particular model; the session's trained tiny
+    model cost this file most of its run time)."""
+    from kdmark import zoo
+
+    out = tmp_path_factory.mktemp("shipped") / "kdmark-68-s.ckpt"
+    shutil.copy(zoo.get("kdmark-68-s").checkpoint, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_300w(w300_root, tmp_path_factory):
+    """24 real 300-W faces in 300-W's layout (links to the shared files): kdmark's held-out tenth of them is 3
+    faces, so an eval here costs a second, not the 119 faces of the full split."""
+    root = tmp_path_factory.mktemp("w300") / "300w"
+    (root / "afw").mkdir(parents=True)
+    for pts in sorted((w300_root / "afw").glob("*.pts"))[:24]:
+        for f in (pts, pts.with_suffix(".jpg")):
+            (root / "afw" / f.name).symlink_to(f.resolve())
+    return root
+
+
 @pytest.fixture
 def photos(shared_data, tmp_path):
     folder = tmp_path / "photos"
@@ -439,12 +463,12 @@ def _eval(ckpt, data, out, **kw):
     return evaluate(ckpt, data, out_dir=out, progress=False, heldout=0.1, **kw)
 
 
-def test_item6_a_crash_while_writing_leaves_the_earlier_eval_whole(tiny_checkpoint, w300_root, tmp_path,
+def test_item6_a_crash_while_writing_leaves_the_earlier_eval_whole(tiny_checkpoint, small_300w, tmp_path,
                                                                    monkeypatch):
     import kdmark.jobs.evaluate as ev
 
     out = tmp_path / "ev"
-    _eval(tiny_checkpoint, w300_root, out)
+    _eval(tiny_checkpoint, small_300w, out)
     before = _snapshot(out)
     assert set(before) == {"metrics.json", "per_image.csv", "ced.png", "worst.png"}
     assert json.loads(before["metrics.json"])["files"] == ["per_image.csv", "ced.png", "worst.png", "metrics.json"]
@@ -454,22 +478,22 @@ def test_item6_a_crash_while_writing_leaves_the_earlier_eval_whole(tiny_checkpoi
 
     monkeypatch.setattr(ev, "plot_ced", crash)
     with pytest.raises(KeyboardInterrupt):
-        _eval(tiny_checkpoint, w300_root, out, worst=2)
+        _eval(tiny_checkpoint, small_300w, out, worst=2)
     assert _snapshot(out) == before and not list(out.glob(".*"))  # the earlier set, whole; no staging left
 
 
-def test_item6_a_kill_inside_the_commit_never_leaves_a_mixed_set(tiny_checkpoint, w300_root, tmp_path):
+def test_item6_a_kill_inside_the_commit_never_leaves_a_mixed_set(tiny_checkpoint, small_300w, tmp_path):
     import signal
     import subprocess
     import sys
     import time
 
     out = tmp_path / "ev"
-    _eval(tiny_checkpoint, w300_root, out)
+    _eval(tiny_checkpoint, small_300w, out)
     (out / "notes.txt").write_text("the user's own")
     proc = subprocess.Popen([sys.executable, "-m", "kdmark", "eval", str(tiny_checkpoint), "--data",
-                             str(w300_root), "--heldout", "0.1", "--out", str(out), "--worst", "0"],
-                            env={**os.environ, "KDMARK_TEST_SLOW_SAVE": "30"}, stdout=subprocess.DEVNULL,
+                             str(small_300w), "--heldout", "0.1", "--out", str(out), "--worst", "0"],
+                            env={**os.environ, "KDMARK_TEST_SLOW_SAVE": "4"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -481,24 +505,24 @@ def test_item6_a_kill_inside_the_commit_never_leaves_a_mixed_set(tiny_checkpoint
         proc.wait()
     assert not (out / "metrics.json").exists()  # no marker vouches for what is there
     assert (out / "notes.txt").read_text() == "the user's own"
-    res = _eval(tiny_checkpoint, w300_root, out, worst=0)  # the next run replaces it; its staging is removed
+    res = _eval(tiny_checkpoint, small_300w, out, worst=0)  # the next run replaces it; its staging is removed
     names = json.loads((out / "metrics.json").read_text())["files"]
     assert names == ["per_image.csv", "ced.png", "metrics.json"] and len(res.files) == 3
     assert not (out / "worst.png").exists()  # the earlier run's file this one does not write is gone
     assert (out / "notes.txt").exists() and not list(out.glob(".*.tmp"))
 
 
-def test_item6_a_damaged_marker_removes_nothing_it_names(tiny_checkpoint, w300_root, tmp_path):
+def test_item6_a_damaged_marker_removes_nothing_it_names(tiny_checkpoint, small_300w, tmp_path):
     out = tmp_path / "ev"
     out.mkdir()
     (tmp_path / "precious.txt").write_text("keep")
     (out / "mine.txt").write_text("keep")
     (out / "metrics.json").write_text(json.dumps({"files": ["../precious.txt", "mine.txt/..", "/etc/passwd", 3]}))
-    _eval(tiny_checkpoint, w300_root, out)
+    _eval(tiny_checkpoint, small_300w, out)
     assert (tmp_path / "precious.txt").read_text() == (out / "mine.txt").read_text() == "keep"
 
 
-def test_item17_a_killed_writers_temporaries_are_removed(tiny_checkpoint, w300_root, tmp_path):
+def test_item17_a_killed_writers_temporaries_are_removed(tiny_checkpoint, small_300w, tmp_path):
     out = tmp_path / "ev"
     out.mkdir()
     dead = 2**22 + 12345  # above the default pid_max: no such process
@@ -506,14 +530,14 @@ def test_item17_a_killed_writers_temporaries_are_removed(tiny_checkpoint, w300_r
     (out / f".metrics.json.{dead}.tmp" / "ced.png").write_bytes(b"half")
     (out / f".ced.png.{dead}.tmp").write_bytes(b"half")
     (out / ".user.tmp").write_text("not kdmark's naming: kept")
-    _eval(tiny_checkpoint, w300_root, out)
+    _eval(tiny_checkpoint, small_300w, out)
     assert sorted(p.name for p in out.glob(".*")) == [".user.tmp"]
 
 
 # item 12: prune takes zoo names, and a zoo checkpoint's training folders that are not here do not break it
 
 
-def test_item12_prune_takes_a_zoo_name_whose_extra_data_is_elsewhere(w300_root, tmp_path, capsys, monkeypatch):
+def test_item12_prune_takes_a_zoo_name_whose_extra_data_is_elsewhere(small_300w, tmp_path, capsys, monkeypatch):
     from kdmark.checkpoint import read_checkpoint
 
     saved = read_checkpoint("kdmark-68-s")["config"]["data"]["extra"][0]["root"]  # where it was built
@@ -521,7 +545,7 @@ def test_item12_prune_takes_a_zoo_name_whose_extra_data_is_elsewhere(w300_root, 
     assert not os.path.exists(saved)
     out = tmp_path / "p"
     code = main(["prune", "kdmark-68-s", "ratio=0.25", "importance=l2", "schedule=global", "finetune_epochs=0",
-                 "samples=4", f"out_dir={out}", f"train.data.root={w300_root}", "train.progress=false"])
+                 "samples=4", f"out_dir={out}", f"train.data.root={small_300w}", "train.progress=false"])
     said = capsys.readouterr()
     assert code == 0, said.err
     assert f"{saved}, which is not here: retraining without it" in said.out
@@ -615,7 +639,7 @@ _DROP = object()
     (_set("card.model", _DROP), "damaged model card: model is missing"),
     (_set("state_dict", _DROP), "without its weights (state_dict missing)"),
 ])
-def test_item14_a_damaged_checkpoint_card_is_one_line(tiny_checkpoint, w300_root, tmp_path, capsys, change,
+def test_item14_a_damaged_checkpoint_card_is_one_line(tiny_checkpoint, small_300w, tmp_path, capsys, change,
                                                      problem):
     bad = _with_card(tiny_checkpoint, tmp_path, change)
     from kdmark.checkpoint import load_checkpoint
@@ -623,7 +647,7 @@ def test_item14_a_damaged_checkpoint_card_is_one_line(tiny_checkpoint, w300_root
 
     with pytest.raises(CheckpointError, match=re.escape(problem)):
         load_checkpoint(bad)
-    assert main(["eval", str(bad), "--data", str(w300_root), "--out", str(tmp_path / "ev")]) == 2
+    assert main(["eval", str(bad), "--data", str(small_300w), "--out", str(tmp_path / "ev")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0] and problem in err[0], err
 
