@@ -261,6 +261,7 @@ class PruneConfig:
     finetune_epochs: int = 5  # retraining epochs at the end
     lr: float = 5e-4
     out_dir: str = "runs/prune"
+    overwrite: bool = False  # replace an earlier prune in out_dir (else it is refused)
     train: dict = field(default_factory=dict)  # overrides of the checkpoint's training config (e.g. data.root)
 
 

@@ -897,3 +897,4 @@ def test_small_torch_warnings_do_not_leak_past_the_one_line(photos, tmp_path, ca
         assert main(["predict", str(photos / "group.png"), "--model", str(ckpt)]) == 2
         err = capfd.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0], err
+

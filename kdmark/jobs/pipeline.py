@@ -206,9 +206,12 @@ def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> d
 
             output = distill(_with_resume(cfg, resuming)).best_checkpoint
         elif stage.verb == "prune":
+            import dataclasses
+
             from kdmark.jobs.prune import prune_checkpoint
 
-            output = prune_checkpoint(cfg).checkpoint
+            # an unfinished stage (no stage.json) is the pipeline's own folder: its prune is redone, not refused
+            output = prune_checkpoint(dataclasses.replace(cfg, overwrite=True)).checkpoint
         elif stage.verb == "eval":
             output = _eval_stage(spec["models"], pipeline, base, stage_dir, done)
         else:

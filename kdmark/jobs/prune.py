@@ -17,9 +17,9 @@ from kdmark.checkpoint import load_checkpoint, save_checkpoint
 from kdmark.config import DistillConfig, PruneConfig, flatten_overrides, load_config, to_dict
 from kdmark.data.dataset import LandmarkDataset
 from kdmark.engine.loop import fit, validate
-from kdmark.engine.setup import cache_faces, prepare
+from kdmark.engine.setup import cache_faces, prepare, prepare_run
 from kdmark.engine.tasks import DistillTask, Teacher, supervised_losses
-from kdmark.io import atomic_write_json
+from kdmark.io import atomic_write_json, atomic_write_text, lock_folder, unlock_folder
 from kdmark.kd_losses import PooledFeatureKD
 from kdmark.pruning import channel_spec, prunable_layers, prune_layer, score_layer
 
@@ -78,6 +78,33 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
     run = prepare(dcfg, model)  # the one set-up train and distill use, around the loaded checkpoint
     fabric, dcfg, data = run.fabric, run.cfg, run.data
     cache_faces(dcfg, data, fabric)
+    if fabric.is_global_zero:
+        _claim(out, cfg)  # only now: a prune that fails on its inputs leaves an earlier one be
+    try:
+        return _prune(cfg, source, model, dcfg, run, out)
+    finally:
+        if fabric.is_global_zero:
+            unlock_folder(out)
+
+
+def _claim(out: Path, cfg: PruneConfig) -> None:
+    """Lock ``out``, refuse an earlier prune there (unless ``overwrite``), and save the resolved config beside it:
+    what ``prepare_run`` does for a training run."""
+    from kdmark.config import dump_config
+    from kdmark.errors import TrainingError
+
+    out.mkdir(parents=True, exist_ok=True)
+    lock_folder(out, busy="is pruning in this folder", instead="choose another out_dir", error=TrainingError)
+    earlier = [n for n in ("pruned.ckpt", "prune_report.json") if (out / n).is_file()]
+    if earlier and not cfg.overwrite:
+        unlock_folder(out)
+        raise TrainingError(f"{out}: holds an earlier prune ({', '.join(earlier)}); overwrite=true replaces it, or "
+                            "choose another out_dir")
+    atomic_write_text(out / "config.yaml", dump_config(cfg))
+
+
+def _prune(cfg: PruneConfig, source: Path, model, dcfg: DistillConfig, run, out: Path) -> PruneResult:
+    fabric, data = run.fabric, run.data
     size = model.card["input_size"]
     before = measure(model, data, size, source)
     graph, layers = prunable_layers(model, size, residual=cfg.scope == "all")
@@ -96,13 +123,12 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
     def retrain(epochs: int, folder: str) -> None:
         if epochs <= 0:
             return
-        t_ch = teacher.model.backbone.channels[-1]
-        kd = [("pooled_feature", cfg.kd_weight, PooledFeatureKD(model.backbone.channels[-1], t_ch))]
+        kd = [("pooled_feature", cfg.kd_weight, PooledFeatureKD(_last_channels(model, size),
+                                                                _last_channels(teacher.model, teacher.size)))]
         task = DistillTask(model, [teacher], kd, **supervised_losses(dcfg))
         task.to_teachers(fabric.device)
-        run_cfg = dataclasses.replace(dcfg, epochs=epochs, out_dir=str(out / folder))
-        (out / folder).mkdir(parents=True, exist_ok=True)
-        fit(run_cfg, fabric, task, model, data, out / folder)
+        run_cfg = dataclasses.replace(dcfg, epochs=epochs, out_dir=str(out / folder), overwrite=cfg.overwrite)
+        fit(run_cfg, fabric, task, model, data, prepare_run(run_cfg, fabric, data))  # locked, checked, config saved
 
     order = list(reversed(layers))  # the top layer first
     if cfg.schedule == "global":  # every layer scored on the unpruned network, then all pruned together
@@ -123,6 +149,18 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
     report = {"before": before, "after": after, "removed_filters": removed, "config": to_dict(cfg)}
     atomic_write_json(out / "prune_report.json", report)
     return PruneResult(path, before, after, removed)
+
+
+@torch.no_grad()
+def _last_channels(model, size: int) -> int:
+    """The channels of a model's last feature map as it is now (``backbone.channels`` is timm's count before any
+    pruning: a checkpoint pruned earlier, such as a zoo student, has fewer)."""
+    was = model.training
+    model.eval()
+    try:
+        return int(model.backbone(torch.zeros(1, 3, size, size))[-1].shape[1])
+    finally:
+        model.train(was)
 
 
 def _taylor_loss(model, data):
