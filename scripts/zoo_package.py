@@ -50,11 +50,12 @@ MODELS = {  # name: where its trained weights are, whether it ships ONNX files, 
         "note": "Zoo campaign stretches 4 and 5 (BENCHMARKS.md, \"The zoo campaign\"): all 20 cosine epochs, 351,360 "
                 "images, the teacher run once per face (`kd.cached=true`); flat at 3.575% over its last 6 epochs."},
     "kdmark-68-teacher": {
-        "source": "models/campaign/kdmark-68-teacher-v2.state.ckpt", "onnx": False,
-        "recipe": "recipes/zoo/kdmark-68-teacher-v2.yaml",
-        "summary": "the teacher: ImageNet MobileNetV2, labelled + pseudo-labelled faces, 128 px", "data": PSEUDO_V2,
-        "note": "Zoo campaign stretch 1 (BENCHMARKS.md, \"The zoo campaign\"): 14 epochs from the first "
-                "kdmark-68-teacher, 245,952 images; flat at the end of its cosine."},
+        "source": "models/campaign/kdmark-68-teacher-v3.state.ckpt", "onnx": False,
+        "recipe": "recipes/zoo/kdmark-68-teacher-v3.yaml",
+        "summary": "the teacher: ImageNet MobileNetV2, labelled + pseudo-labelled faces, 192 px", "data": PSEUDO_V2,
+        "note": "Zoo campaign stretches 1 and 6-8 (BENCHMARKS.md, \"The zoo campaign\"): 14 epochs at 128 px from the "
+                "first kdmark-68-teacher (245,952 images, 3.468%), then 10 at 192 px (175,680 images, 3.338%); "
+                "the end of its cosine. It sees a student's crop resized to 192 px when it distils one."},
 }
 
 

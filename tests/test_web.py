@@ -194,8 +194,8 @@ def _photo_on_page(site, photo, tmp_path, small=None):
             page.click("#download")
         extra["download"] = (got.value.suggested_filename, json.loads(Path(got.value.path()).read_text()))
         if small is not None:  # a small photo is shown larger than its own size, its dots drawn on it
-            page.evaluate("kdmark.state = 'loading'")
             page.set_input_files("#file", str(small))
+            page.wait_for_function("kdmark.photo && kdmark.photo.name === 'small.png'", timeout=60_000)
             page.wait_for_function("kdmark.state === 'photo-done'", timeout=60_000)
             extra["small"] = page.evaluate(CANVAS_AT_LANDMARKS, page.evaluate("kdmark.photo.faces"))
         browser.close()

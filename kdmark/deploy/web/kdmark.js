@@ -393,6 +393,7 @@ const app = {
 
   async openPhoto(file) {
     this.stopCamera();
+    this.state = "photo-busy";
     const bitmap = await createImageBitmap(file, { colorSpaceConversion: "none", imageOrientation: "from-image" });
     const img = pixels(bitmap);
     const result = await this.predictPhoto(img);
