@@ -7,14 +7,25 @@ from __future__ import annotations
 
 import math
 
+from kdmark.config import CROP_MARGIN
 from kdmark.errors import CheckpointError
 
-__all__ = ["check_card"]
+__all__ = ["check_card", "CROP_MARGIN", "crop_margin", "is_onnx"]
 
 CODECS = ("regression", "heatmap", "joint")
 PRECISIONS = ("fp32", "int8")
 MAX_INPUT = 1024  # pixels a side: kdmark's models run at 64-256; a card asking for more is damaged, not ambitious
 MAX_POINTS = 1000  # the largest scheme kdmark knows has 98 points
+
+
+def crop_margin(card: dict) -> float:
+    """The crop margin a model was trained with (its card's ``crop.margin``; ``CROP_MARGIN`` when it names none)."""
+    return (card.get("crop") or {}).get("margin", CROP_MARGIN)
+
+
+def is_onnx(path) -> bool:
+    """Whether a model path names an exported ONNX file (by its suffix, in any case): the one place this is decided."""
+    return str(path).lower().endswith(".onnx")
 
 
 def _bad(where, field: str, problem: str):

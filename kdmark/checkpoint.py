@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from kdmark.card import check_card
+from kdmark.card import CROP_MARGIN, check_card, is_onnx
 from kdmark.errors import CheckpointError
 from kdmark.io import atomic_write
 from kdmark.models.landmark_net import LandmarkNet, model_from_card
@@ -80,7 +80,7 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         payload = load_weights_only(path)
     except Exception as err:  # noqa: BLE001 - truncated zips, pickles, random bytes: all one line
-        if path.suffix.lower() == ".onnx":
+        if is_onnx(path):
             raise CheckpointError(f"{path}: an exported ONNX model where a .ckpt checkpoint is needed (eval and "
                                   "predict take either)") from None
         raise CheckpointError(f"{path}: not a readable kdmark checkpoint ({why_unreadable(path, err)})") from None
@@ -141,9 +141,9 @@ class OnnxModel:
 def load_model(path: str | Path) -> tuple[LandmarkNet | OnnxModel, dict]:
     """A checkpoint (:func:`load_checkpoint`) or an exported ``.onnx`` file (its card read from the metadata; the
     payload then holds the card and the crop settings)."""
-    if str(path).lower().endswith(".onnx"):
+    if is_onnx(path):
         model = OnnxModel(path)
         crop = model.card.get("crop", {})
-        return model, {"card": model.card, "config": {"data": {"margin": crop.get("margin", 0.15),
+        return model, {"card": model.card, "config": {"data": {"margin": crop.get("margin", CROP_MARGIN),
                                                                 "use_box": crop.get("use_box", False)}}}
     return load_checkpoint(path)

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import yaml
 
+CROP_MARGIN = 0.15  # crop = landmark box enlarged by this share of its longer side per side (kdmark.card.crop_margin)
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -82,7 +84,7 @@ class DataConfig:
     val_root: str | None = None  # a separate dataset for validation (e.g. the 300-W test folders)
     scheme: str | None = None  # expected landmark scheme; None: inferred from the point count
     input_size: int = 128
-    margin: float = 0.15  # crop = landmark (or face) box enlarged by this fraction of its longer side per side
+    margin: float = CROP_MARGIN  # crop = landmark (or face) box enlarged by this fraction of its longer side per side
     use_box: bool = False  # crop around the dataset's face box instead of the landmarks
     cache: bool = True  # keep decoded, pre-cropped faces in memory (fast epochs on small datasets)
     num_workers: int = 2

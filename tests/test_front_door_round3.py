@@ -211,3 +211,18 @@ def test_a_recipe_run_elsewhere_names_the_data_setting(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "data.root=../shared/data/300w: no such file or folder" in err[0]
     assert "data.root=PATH" in err[0] and not list(tmp_path.iterdir())  # nothing written
+
+
+def test_one_place_decides_an_onnx_path_and_the_crop_margin(tmp_path):
+    """Issue 28 item 1 (in part): the suffix test and the 0.15 margin default live in kdmark.card, once."""
+    import pathlib
+    import re
+
+    from kdmark.card import CROP_MARGIN, crop_margin, is_onnx
+
+    assert is_onnx("m.onnx") and is_onnx(tmp_path / "M.ONNX") and not is_onnx("m.ckpt") and not is_onnx("onnx")
+    assert crop_margin({}) == CROP_MARGIN == 0.15 and crop_margin({"crop": {"margin": 0.2}}) == 0.2
+    src = pathlib.Path(kdmark.__path__[0])
+    written = re.compile(r"margin[\"']?\s*[,:=][^\n]*0\.15", re.I)
+    repeated = [p.name for p in src.rglob("*.py") if written.search(p.read_text())]
+    assert repeated == ["config.py"], repeated

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
+from kdmark.config import CROP_MARGIN
 from kdmark.data.images import load_image
 from kdmark.data.records import Dataset, Sample
 from kdmark.data.transforms import apply_affine, crop_matrix, face_square, invert_affine, warp_image
@@ -141,7 +142,7 @@ class LandmarkDataset(TorchDataset):
     """
 
     def __init__(self, samples: list[Sample], scheme: LandmarkScheme, codec, input_size: int,
-                 augment: Augment | None = None, margin: float = 0.15, use_box: bool = False, cache: bool = True,
+                 augment: Augment | None = None, margin: float = CROP_MARGIN, use_box: bool = False, cache: bool = True,
                  seed: int = 0):
         self.samples, self.scheme, self.codec, self.size = samples, scheme, codec, input_size
         self.augment, self.margin, self.use_box, self.cache, self.seed = augment, margin, use_box, cache, seed

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kdmark.card import is_onnx
 from kdmark.checkpoint import load_model
 from kdmark.data.records import DatasetError, Sample
 from kdmark.deploy.export import export_onnx, onnx_session, quantize_int8
@@ -178,7 +179,7 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
         raise DatasetError("--vs", f"{','.join(vs)} needs --data DATASET: the peers are scored on the same faces")
     vs_dlib = bool(vs)  # any peer: every model is scored on the faces dlib's detector finds, with its boxes
     model_path = resolve(str(model_path))  # a zoo name measures the shipped checkpoint
-    onnx_only = str(model_path).lower().endswith(".onnx")  # an exported model: its own ONNX file, no PyTorch
+    onnx_only = is_onnx(model_path)  # an exported model: its own ONNX file, no PyTorch
     model, payload = load_model(model_path)
     card = model.card
     size, scheme = card["input_size"], get_scheme(card["scheme"])

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kdmark import zoo
+from kdmark.card import crop_margin, is_onnx
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, box_square, crop_matrix, invert_affine, warp_image
 from kdmark.deploy.detectors import best_match, make_detector
@@ -82,7 +83,7 @@ def face_crop(image: np.ndarray, box, margin: float, size: int) -> tuple[np.ndar
 def sample_crops(samples, card: dict, boxes: list) -> tuple[np.ndarray, list[np.ndarray]]:
     """(N, 3, S, S) crops of the samples' images around ``boxes`` as a model with this ``card`` sees them (its input
     size and crop margin), and the crop -> image affines (for benchmarks and INT8 calibration)."""
-    size, margin = card["input_size"], card.get("crop", {}).get("margin", 0.15)
+    size, margin = card["input_size"], crop_margin(card)
     crops, back = [], []
     for s, box in zip(samples, boxes):
         crop, m = face_crop(load_image(s.image), box, margin, size)
@@ -132,7 +133,7 @@ def onnx_file(model, folder: str | Path, precision: str = "fp32") -> Path:
         entry = zoo.get(model)
         model = _zoo_onnx(entry, precision) or entry.checkpoint
     path = Path(model)
-    if path.suffix.lower() == ".onnx":
+    if is_onnx(path):
         return path
     from kdmark.deploy.export import export_onnx
 
@@ -154,10 +155,10 @@ def _load(model, backend: str, threads: int | None, precision: str = "auto"):
         raise CheckpointError(f"{model}: precision='int8' chooses a zoo model's shipped INT8 file; for this model "
                               "export one (kdmark export MODEL --int8 --calibration FACES) and run the .int8.onnx")
     path = Path(model)
-    if path.suffix == ".onnx" or backend == "onnx":
+    if is_onnx(path) or backend == "onnx":
         from kdmark.runtime import read_onnx_card
 
-        if path.suffix != ".onnx":  # a checkpoint asked to run on onnxruntime: export it to a temporary folder
+        if not is_onnx(path):  # a checkpoint asked to run on onnxruntime: export it to a temporary folder
             import tempfile  # that is gone once the session holds the model
 
             with tempfile.TemporaryDirectory(prefix="kdmark-") as tmp:
@@ -231,8 +232,7 @@ class Predictor:
         self.detector = make_detector(detector, detector_threshold, min_face)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, not {batch_size!r}")
-        crop = self.card.get("crop", {})
-        self.margin = margin if margin is not None else crop.get("margin", 0.15)
+        self.margin = margin if margin is not None else crop_margin(self.card)
         self.size, self.batch_size = self.card["input_size"], batch_size
 
     @property

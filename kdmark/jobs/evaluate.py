@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kdmark.card import CROP_MARGIN
 from kdmark.checkpoint import load_model
 from kdmark.data.dataset import LandmarkDataset
 from kdmark.data.records import Sample
@@ -80,8 +81,8 @@ def evaluate_samples(checkpoint: str | Path, samples: list[Sample], out_dir: str
                            f"predicts {scheme.num_points}-point {scheme.name} landmarks")
     data_cfg = cfg.get("data", {})
     box = data_cfg.get("use_box", False) if use_box is None else use_box
-    lds = LandmarkDataset(samples, scheme, model.codec, card["input_size"], None, data_cfg.get("margin", 0.15), box,
-                          cache=False)
+    lds = LandmarkDataset(samples, scheme, model.codec, card["input_size"], None,
+                          data_cfg.get("margin", CROP_MARGIN), box, cache=False)
     pred, scores = predict_dataset(model, lds, batch_size, progress=progress, tta=tta)
     overall, per_image, subsets = score_samples(samples, pred, scheme, normaliser, threshold)
     out = Path(out_dir)

@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from kdmark import zoo
+from kdmark.card import crop_margin
 from kdmark.errors import ExportError
 
 __all__ = ["export_web", "ort_web_package", "ORT_WEB_VERSION"]
@@ -172,7 +173,7 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
         config = {
             MARKER: 1,
             "model": {"file": "landmarks.onnx", "name": name, "input_size": card["input_size"],
-                      "margin": card.get("crop", {}).get("margin", 0.15), "num_points": card["num_points"],
+                      "margin": crop_margin(card), "num_points": card["num_points"],
                       "scheme": card.get("scheme"), "precision": card.get("precision", "fp32")},
             "detector": {"file": "blazeface.onnx", "threshold": 0.5, "min_face": 0.0, "tiles": tiles,
                          "tile_overlap": bf.TILE_OVERLAP, "tile_edge": bf.TILE_EDGE, "tile_min_side": bf.TILE_MIN_SIDE,
