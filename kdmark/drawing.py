@@ -40,14 +40,12 @@ def draw(image, faces, pose: bool = False, min_score: float = 0.3, bgr: bool = F
             if np.isfinite(x) and np.isfinite(y):
                 cv2.circle(out, (round(x * 16), round(y * 16)), round(radius * 16), SURE if s >= min_score else UNSURE,
                            -1, cv2.LINE_AA, shift)
-        if pose and len(f.landmarks) == 68 and f.image_shape is not None:
+        fitted = getattr(f, "pose", None) if pose else None  # the face's own (cached) fit: the JSON's pose, drawn
+        if fitted is not None:
             from kdmark.pose import project_axes
 
-            try:
-                ends = project_axes(f.landmarks, f.image_shape, f.scores, length_mm=60.0)
-            except ValueError:
-                ends = None
-            if ends is not None and np.isfinite(ends).all():
+            ends = project_axes(fitted, f.image_shape, length_mm=60.0)
+            if np.isfinite(ends).all():
                 origin = tuple(round(v * 16) for v in ends[0])
                 for end, colour in zip(ends[1:], AXES):
                     cv2.line(out, origin, tuple(round(v * 16) for v in end), colour, max(2, width + 1), cv2.LINE_AA,

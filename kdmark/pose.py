@@ -37,12 +37,15 @@ MIN_SCORE = 0.3  # points the model is less sure of than this are left out of th
 
 class Pose(NamedTuple):
     """Head pose in degrees (see the module docstring for the signs), and ``error``: the fit's RMS reprojection
-    error in pixels (large when the landmarks do not look like a face)."""
+    error in pixels (large when the landmarks do not look like a face); ``rvec`` and ``tvec``: the fit itself
+    (OpenCV's rotation vector and the translation in mm, head -> camera), which :func:`project_axes` draws from."""
 
     yaw: float
     pitch: float
     roll: float
     error: float = 0.0
+    rvec: tuple = ()
+    tvec: tuple = ()
 
     def to_dict(self) -> dict:
         return {"yaw": round(self.yaw, 2), "pitch": round(self.pitch, 2), "roll": round(self.roll, 2),
@@ -79,7 +82,7 @@ def camera(shape: tuple) -> np.ndarray:
     return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]])
 
 
-def _solve(landmarks: np.ndarray, shape: tuple, scores: np.ndarray | None):
+def _solve(landmarks: np.ndarray, shape: tuple, scores: np.ndarray | None) -> Pose:
     import cv2
 
     pts = np.asarray(landmarks, np.float64)
@@ -104,24 +107,21 @@ def _solve(landmarks: np.ndarray, shape: tuple, scores: np.ndarray | None):
         raise ValueError("head pose: no pose puts these points in front of the camera")
     proj, _ = cv2.projectPoints(model, rvec, tvec, k, None)
     err = float(np.sqrt(((proj.reshape(-1, 2) - image) ** 2).sum(axis=1).mean()))
-    return cv2.Rodrigues(rvec)[0], tvec.reshape(3), k, err
+    return Pose(*_angles(cv2.Rodrigues(rvec)[0]), err, tuple(rvec.ravel().tolist()), tuple(tvec.ravel().tolist()))
 
 
 def head_pose(landmarks: np.ndarray, shape: tuple, scores: np.ndarray | None = None) -> Pose:
     """The pose of a face from its 68 landmarks (image pixels) in an image of ``shape`` (H, W[, C]); ``scores``
     (68,) leave the unsure points out of the fit."""
-    r, _, _, err = _solve(landmarks, shape, scores)
-    return Pose(*_angles(r), err)
+    return _solve(landmarks, shape, scores)
 
 
-def project_axes(landmarks: np.ndarray, shape: tuple, scores: np.ndarray | None = None,
-                 length_mm: float = 60.0) -> np.ndarray:
-    """(4, 2) image points: the nose tip, and the ends of the head's x , y and z
-    axes drawn from it (right, up and toward the camera), for drawing the pose."""
+def project_axes(pose: Pose, shape: tuple, length_mm: float = 60.0) -> np.ndarray:
+    """(4, 2) image points of a fitted ``pose`` (from :func:`head_pose` on an image of ``shape``): the nose tip,
+    and the ends of the head's x, y and z axes drawn from it (right, up and toward the camera), for drawing it."""
     import cv2
 
-    r, t, k, _ = _solve(landmarks, shape, scores)
     nose = mean_face()[30]
     ends = np.array([nose, nose + [length_mm, 0, 0], nose + [0, -length_mm, 0], nose + [0, 0, -length_mm]])
-    proj, _ = cv2.projectPoints(ends, cv2.Rodrigues(r)[0], t, k, None)
+    proj, _ = cv2.projectPoints(ends, np.array(pose.rvec), np.array(pose.tvec), camera(shape), None)
     return proj.reshape(4, 2)
