@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from kdmark.card import CROP_MARGIN, check_card, is_onnx
+from kdmark.card import check_card, crop_margin, is_onnx
 from kdmark.errors import CheckpointError
 from kdmark.io import atomic_write
 from kdmark.models.landmark_net import LandmarkNet, model_from_card
@@ -143,7 +143,6 @@ def load_model(path: str | Path) -> tuple[LandmarkNet | OnnxModel, dict]:
     payload then holds the card and the crop settings)."""
     if is_onnx(path):
         model = OnnxModel(path)
-        crop = model.card.get("crop", {})
-        return model, {"card": model.card, "config": {"data": {"margin": crop.get("margin", CROP_MARGIN),
-                                                                "use_box": crop.get("use_box", False)}}}
+        data = {"margin": crop_margin(model.card), "use_box": model.card.get("crop", {}).get("use_box", False)}
+        return model, {"card": model.card, "config": {"data": data}}
     return load_checkpoint(path)
