@@ -31,18 +31,6 @@ def tiny_checkpoint(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def small_300w(w300_root, tmp_path_factory):
-    """24 real 300-W faces in 300-W's layout (links to the shared files): kdmark's held-out tenth of them is 3
-    faces, so an eval here costs a second, not the 119 faces of the full split."""
-    root = tmp_path_factory.mktemp("w300") / "300w"
-    (root / "afw").mkdir(parents=True)
-    for pts in sorted((w300_root / "afw").glob("*.pts"))[:24]:
-        for f in (pts, pts.with_suffix(".jpg")):
-            (root / "afw" / f.name).symlink_to(f.resolve())
-    return root
-
-
 @pytest.fixture
 def photos(shared_data, tmp_path):
     folder = tmp_path / "photos"

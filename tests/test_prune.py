@@ -153,15 +153,10 @@ def test_scope_all_slims_residual_and_head_channels_and_reloads_identically(tmp_
 # issue 28 item 3: prune's folders are claimed as a training run's are
 
 
-def test_prune_claims_its_folders_like_a_training_run(w300_root, tmp_path, capsys):
+def test_prune_claims_its_folders_like_a_training_run(small_300w, tmp_path, capsys):
     """A prune locks its folder, refuses to replace an earlier prune (overwrite=true does), and saves its config
     beside itself and beside each retraining run (which prepare_run now claims like any training run); a zoo
     student pruned again retrains (its adapter is sized from its real, already pruned, features)."""
-    small_300w = tmp_path / "300w"
-    (small_300w / "afw").mkdir(parents=True)
-    for pts in sorted((w300_root / "afw").glob("*.pts"))[:24]:
-        for f in (pts, pts.with_suffix(".jpg")):
-            (small_300w / "afw" / f.name).symlink_to(f.resolve())
     out = tmp_path / "p"
     args = ["prune", "kdmark-68-s", "ratio=0.25", "importance=l2", "schedule=global", "finetune_epochs=1",
             "samples=4", f"out_dir={out}", f"train.data.root={small_300w}", "train.data.extra=[]",
