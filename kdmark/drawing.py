@@ -25,10 +25,9 @@ def draw(image, faces, pose: bool = False, min_score: float = 0.3, bgr: bool = F
     its head-pose axes. Dots and lines scale with each face, so a small face stays readable."""
     import cv2
 
-    from kdmark.data.images import as_rgb, load_image
+    from kdmark.data.images import as_rgb
 
-    rgb = load_image(image) if isinstance(image, str) or hasattr(image, "__fspath__") else as_rgb(image, bgr)
-    out = np.ascontiguousarray(rgb.copy())
+    out = np.ascontiguousarray(as_rgb(image, bgr).copy())
     shift = 4  # sub-pixel drawing: coordinates in 1/16 pixel
     for f in faces:
         x0, y0, x1, y1 = (float(v) for v in f.box)
