@@ -226,3 +226,18 @@ def test_one_place_decides_an_onnx_path_and_the_crop_margin(tmp_path):
     written = re.compile(r"margin[\"']?\s*[,:=][^\n]*0\.15", re.I)
     repeated = [p.name for p in src.rglob("*.py") if written.search(p.read_text())]
     assert repeated == ["config.py"], repeated
+
+
+def test_a_face_leaving_the_frame_ends_its_track(predictor, group):
+    """A face panning out of the frame between re-detections used to crash the tracker (its landmark box, outside
+    the frame, was refused as a bad box) and with it a whole video's results."""
+    face = cv2.resize(group[100:240, 460:580], (120, 140))
+    tracker = predictor.track(redetect_every=100)
+    seen = []
+    for i in range(30):
+        frame = np.full((240, 320, 3), 128, np.uint8)
+        x = 100 + 15 * i
+        if x < 320:
+            frame[50:190, x:x + min(120, 320 - x)] = face[:, :min(120, 320 - x)]
+        seen.append(len(tracker.update(frame)))
+    assert seen[0] == 1 and seen[-1] == 0

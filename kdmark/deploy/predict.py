@@ -336,7 +336,8 @@ class Tracker:
     Each face keeps its ``track_id`` from frame to frame. A face is found by the detector every ``redetect_every``
     frames (and on any frame with no face yet); in between, its crop follows the box of its own raw landmarks in the
     frame before, so a frame costs the landmark network alone. A re-detection replaces the box of the track it
-    overlaps (drift never outlives one), starts a track for a new face and ends a track whose face has gone.
+    overlaps (drift never outlives one), starts a track for a new face and ends a track whose face has gone; a track
+    whose face has left the frame ends at once.
     ``smooth``: a One-Euro filter per track (kdmark's video setting, ``VIDEO_ONE_EURO``) cuts jitter; ``Face.landmarks``
     are the smoothed points. ``detect`` replaces the predictor's detector (an RGB image -> list of boxes)."""
 
@@ -366,6 +367,8 @@ class Tracker:
         from kdmark.data.images import as_rgb
 
         image = as_rgb(frame, bgr)
+        h, w = image.shape[:2]  # a face that has left the frame ends its track (its box would be refused)
+        self.tracks = [t for t in self.tracks if t.box[2] > 0 and t.box[3] > 0 and t.box[0] < w and t.box[1] < h]
         if self.frame_index % self.redetect_every == 0 or not self.tracks:
             self.tracks = self._match(self.detect(image))
         faces = self.predictor.predict(image, [t.box for t in self.tracks]) if self.tracks else []
