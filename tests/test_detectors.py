@@ -77,12 +77,62 @@ def test_small_photos_run_one_pass(size, monkeypatch):
     assert bf.tile_grid(*size, 1) == []
     net = bf.BlazeFace(tiles=1)
     calls = []
-    monkeypatch.setattr(net, "run", lambda image, m: calls.append(m) or [])
+    monkeypatch.setattr(net, "run", lambda image, m, size=128: calls.append((m, size)) or [])
     net.detect_raw(np.zeros((size[1], size[0], 3), np.uint8))
-    assert len(calls) == 1
+    assert len(calls) == 1 and calls[0][1] == (96 if max(size) <= bf.SMALL_MAX_SIDE else 128)
     side = bf.TILE_MIN_SIDE + 1
     net.detect_raw(np.zeros((side, side, 3), np.uint8))
     assert len(calls) == 1 + 1 + 4  # just over the line: the photo and its 2x2 tiles
+    assert [c[1] for c in calls[1:]] == [128] * 5
+
+
+def test_small_photos_run_at_the_small_input():
+    """Issue "Front doors, round three", item 2: up to SMALL_MAX_SIDE the whole-photo pass runs at 96 px, where it
+    costs 0.63x of the 128-px pass and finds the same faces (BENCHMARKS.md, "Detectors by photo size")."""
+    assert bf.SMALL_INPUT % 16 == 0 and bf.SMALL_INPUT < bf.INPUT_SIZE
+    assert bf.input_size(160, 120) == bf.input_size(bf.SMALL_MAX_SIDE, 1) == bf.SMALL_INPUT
+    assert bf.input_size(bf.SMALL_MAX_SIDE + 1, 10) == bf.input_size(10, bf.SMALL_MAX_SIDE + 1) == 128
+    a = bf.anchors(96)  # 12 x 12 cells with two anchors at stride 8, 6 x 6 with six at stride 16
+    assert a.shape == (504, 2) and np.allclose(a[0], [0.5 / 12, 0.5 / 12])
+    assert np.allclose(a[288:294], [0.5 / 6, 0.5 / 6]) and np.allclose(a[-1], [5.5 / 6, 5.5 / 6])
+    reg = np.zeros((1, 504, 16), np.float32)
+    logits = np.full((1, 504, 1), -10.0, np.float32)
+    i = 288 + 6 * (6 * 2 + 4)  # stride-16 cell (x=4, y=2) of the 96-px input: anchor centre (72, 40)
+    reg[0, i, :4], logits[0, i, 0] = [2.0, -4.0, 30.0, 40.0], 2.0
+    boxes, _, _ = bf.decode(reg, logits, 0.5, 96)
+    assert np.allclose(boxes[0], [74 - 15, 36 - 20, 74 + 15, 36 + 20])
+
+
+def test_vendored_onnx_runs_at_any_multiple_of_16():
+    net = bf.BlazeFace()
+    assert net.session.get_inputs()[0].shape[2:] == ["input_h", "input_w"]
+    for size in (96, 128, 160):
+        x = np.zeros((1, 3, size, size), np.float32)
+        reg, cls = net.session.run(["regressors", "classificators"], {net.input_name: x})
+        assert reg.shape == (1, len(bf.anchors(size)), 16) and cls.shape == (1, len(bf.anchors(size)), 1)
+
+
+def test_a_small_photo_finds_the_face_the_128_px_pass_finds():
+    """A 300-W photo shrunk to a 150-px long side: the 96-px pass finds its face where the 128-px pass does."""
+    import cv2
+
+    from kdmark.data.images import load_image
+
+    files = sorted((SHARED / "data" / "300w" / "lfpw" / "trainset").glob("*.png"))[:12]
+    if not files:
+        pytest.skip("the shared 300-W faces are not here")
+    net = bf.BlazeFace()
+    for f in files:
+        image = load_image(f)
+        h, w = image.shape[:2]
+        s = 150 / max(h, w)
+        image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        small = net.detect_raw(image)
+        h, w = image.shape[:2]
+        big = net.run(image, bf.letterbox_matrix(w, h), 128)
+        assert len(small) >= 1 and big, f.name
+        b = bf.weighted_nms(*(np.array(v) for v in zip(*big)))[0][0]
+        assert np.abs(small[0][0] - b).max() < 0.1 * (b[2] - b[0]), f.name
 
 
 @pytest.mark.parametrize("w, h", [(3000, 300), (300, 3000), (1000, 400)])
@@ -131,6 +181,28 @@ def test_the_web_page_tiles_like_python(tmp_path):
         for k, squares in zip((1, 2), got):
             assert np.allclose(np.array(squares).reshape(-1, 3), np.array(bf.tile_grid(w, h, k)).reshape(-1, 3))
     assert json.loads(out[1]) == [True, False]
+
+
+def test_the_web_page_picks_the_input_size_and_anchors_like_python(tmp_path):
+    """kdmark.js's whole-photo input side and its anchor grids (96 and 128 px), run in Node, are Python's."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node not found")
+    source = (Path(bf.__file__).parents[1] / "web" / "kdmark.js").read_text()
+    code = source[source.index("const DET = 128;"):source.index("function iou(")]
+    sizes = [(150, 100), (160, 160), (161, 100), (100, 161), (2048, 1536)]
+    cfg = {"small_input": bf.SMALL_INPUT, "small_max_side": bf.SMALL_MAX_SIDE}
+    script = tmp_path / "anchors.js"
+    script.write_text(code + f"\nconst c = {json.dumps(cfg)};\nconsole.log(JSON.stringify({{sizes: "
+                      f"{json.dumps(sizes)}.map(([w, h]) => detInput(w, h, c)), a96: anchors(96), a128: anchors(128), "
+                      "m: letterboxMatrix(150, 100, 96)}));\n")
+    js = json.loads(subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout)
+    assert js["sizes"] == [bf.input_size(w, h) for w, h in sizes]
+    assert np.allclose(js["a96"], bf.anchors(96)) and np.allclose(js["a128"], bf.anchors(128))
+    assert np.allclose(np.reshape(js["m"], (2, 3)), bf.letterbox_matrix(150, 100, 96))
 
 
 def test_landmark_box_round_trips():

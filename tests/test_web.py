@@ -72,8 +72,9 @@ def test_export_writes_a_self_contained_folder(site):
     # the page decodes with the constants Python uses
     assert cfg["detector"]["to_landmark_box"] == list(TO_LANDMARK_BOX["blazeface"])
     assert tuple(cfg["detector"][k] for k in ("tile_overlap", "tile_edge", "tile_min_side", "tile_max_aspect",
-                                              "nms_iou")) == (
-        bf.TILE_OVERLAP, bf.TILE_EDGE, bf.TILE_MIN_SIDE, bf.TILE_MAX_ASPECT, bf.NMS_IOU)
+                                              "nms_iou", "small_input", "small_max_side")) == (
+        bf.TILE_OVERLAP, bf.TILE_EDGE, bf.TILE_MIN_SIDE, bf.TILE_MAX_ASPECT, bf.NMS_IOU, bf.SMALL_INPUT,
+        bf.SMALL_MAX_SIDE)
     assert cfg["one_euro"] == list(VIDEO_ONE_EURO) and cfg["model"]["input_size"] == 96
     # a zoo model that ships an INT8 file gives the page that file (issue 26 item 6: where size matters most)
     assert cfg["model"]["precision"] == "int8"
@@ -176,7 +177,7 @@ def _assert_dots_drawn(canvas, size):
     assert len(good) >= 68 and np.mean(good) > 0.95, [c for c, g in zip(canvas["colours"], good) if not g]
 
 
-def _photo_on_page(site, photo, tmp_path, small=None):
+def _photo_on_page(site, photo, tmp_path, small=None, tiny=None):
     _need_browser()
     from playwright.sync_api import sync_playwright
 
@@ -198,15 +199,28 @@ def _photo_on_page(site, photo, tmp_path, small=None):
             page.wait_for_function("kdmark.photo && kdmark.photo.name === 'small.png'", timeout=60_000)
             page.wait_for_function("kdmark.state === 'photo-done'", timeout=60_000)
             extra["small"] = page.evaluate(CANVAS_AT_LANDMARKS, page.evaluate("kdmark.photo.faces"))
+        if tiny is not None:  # a photo of at most SMALL_MAX_SIDE px: the detector's 96-px pass
+            page.set_input_files("#file", str(tiny))
+            page.wait_for_function("kdmark.photo && kdmark.photo.name === 'tiny.png'", timeout=60_000)
+            page.wait_for_function("kdmark.state === 'photo-done'", timeout=60_000)
+            extra["tiny"] = page.evaluate("kdmark.photo.faces")
         browser.close()
     return result, requests, url, extra
 
 
 def test_page_finds_the_faces_of_a_photo_like_python_offline(site, photo, tmp_path):
     """The default page runs the zoo's INT8 file: equal to Python's INT8 faces within INT8's own error."""
-    small = tmp_path / "small.png"
+    small, tiny = tmp_path / "small.png", tmp_path / "tiny.png"
     Image.open(photo).resize((320, 240), Image.BILINEAR).save(small)
-    result, requests, url, extra = _photo_on_page(site, photo, tmp_path, small)
+    from kdmark.data.pts import read_pts
+
+    face = read_pts(sorted(PHOTO.parent.glob(PHOTO.stem + "_*.pts"))[0])
+    (cx, cy), side = (face.min(0) + face.max(0)) / 2, 2.2 * (face.max(0) - face.min(0)).max()
+    Image.open(PHOTO).convert("RGB").crop((cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)).resize(
+        (150, 150), Image.BILINEAR).save(tiny)
+    assert bf.input_size(150, 150) == 96
+    result, requests, url, extra = _photo_on_page(site, photo, tmp_path, small, tiny)
+    _assert_equal_faces(extra["tiny"], _python_faces(tiny, "int8"), tolerance=_int8_tolerance(tiny))
     faces = result["faces"]
     _assert_dots_drawn(extra["canvas"], (1024, 768))
     name, saved = extra["download"]  # the download button saves what `kdmark predict --json` writes

@@ -4,10 +4,14 @@ The network is MediaPipe's ``face_detection_short_range.tflite`` (Apache-2.0, se
 by ``scripts/convert_blazeface.py``; the parts MediaPipe runs around it are written here in numpy, following its
 graph ``face_detection_short_range.pbtxt``:
 
-- input: the photo letterboxed into 128 x 128 (aspect kept, zero border), RGB scaled to [-1, 1];
+- input: the photo letterboxed into 128 x 128 (aspect kept, zero border), RGB scaled to [-1, 1]; small photos
+  (longer side up to ``SMALL_MAX_SIDE``) into ``SMALL_INPUT`` x ``SMALL_INPUT`` instead (the graph is fully
+  convolutional and the vendored file's height and width are symbolic, so it runs at any multiple of 16 with its
+  anchor grids scaled to match);
 - 896 SSD anchors (``SsdAnchorsCalculator``: strides 8, 16, 16, 16, fixed anchor size, two anchors per cell at
   stride 8 and six at stride 16), so each anchor is just a cell centre;
-- decoding (``TensorsToDetectionsCalculator``): box centre = raw / 128 + anchor, size = raw / 128, six keypoints
+- decoding (``TensorsToDetectionsCalculator``): box centre = raw / 128 + anchor, size = raw / 128 (raw offsets are
+  in input pixels, at any input size), six keypoints
   (eyes, nose tip, mouth, ear tragions) likewise; score = sigmoid(clip(raw, -100, 100));
 - weighted non-maximum suppression at IoU 0.3 (``NonMaxSuppressionCalculator``, algorithm WEIGHTED): overlapping
   detections are averaged, weighted by score.
@@ -30,21 +34,36 @@ import numpy as np
 from kdmark.deploy.detectors import box_iou
 
 __all__ = ["BlazeFace", "ONNX_PATH", "anchors", "decode", "weighted_nms", "letterbox_matrix", "tile_grid",
-           "inside_tile"]
+           "inside_tile", "input_size"]
 
 ONNX_PATH = Path(__file__).with_name("blazeface_short_range.onnx")
 INPUT_SIZE = 128
 SCORE_CLIP = 100.0
 NMS_IOU = 0.3
 NUM_KEYPOINTS = 6
+# Photos whose longer side is at most SMALL_MAX_SIDE px are letterboxed into SMALL_INPUT px, not 128: there the
+# 128-px pass upsamples the photo, and its fixed cost made kdmark no faster than dlib's HOG (upsample 0) on 150-px
+# photos, where HOG scans few windows. At 96 px the pass costs 0.63x (1.10 against 1.74 ms on 100 AFLW photos of
+# 150 px) and finds the same faces (100 against 99; 60 photos of 300-W scaled to 150, 176 and 192 px: 61 faces at
+# both sizes, the top face within 10% of its size in 60 of 60; scripts/probe_blazeface_input.py). A face must be
+# about 20 input px to be found for sure: at 96 px on a 160-px photo that is a face of 33 photo px (a landmark crop
+# of 96 px from it is already upsampled 3x). Issue "Front doors, round three", item 2.
+SMALL_INPUT = 96
+SMALL_MAX_SIDE = 160
 
 
-@lru_cache(maxsize=1)
-def anchors() -> np.ndarray:
-    """(896, 2) anchor centres in [0, 1] of the 128-px input, in the network's output order."""
+def input_size(width: int, height: int) -> int:
+    """The side of the whole-photo pass's input for a ``width`` x ``height`` photo (tiles always use 128)."""
+    return SMALL_INPUT if max(width, height) <= SMALL_MAX_SIDE else INPUT_SIZE
+
+
+@lru_cache(maxsize=4)
+def anchors(size: int = INPUT_SIZE) -> np.ndarray:
+    """(6 * (size / 16)^2, 2) anchor centres in [0, 1] of the ``size``-px input (896 at 128), in the network's
+    output order."""
     out = []
     for stride, per_cell in ((8, 2), (16, 6)):  # strides 16, 16, 16 share one grid: 3 layers x 2 anchors
-        n = INPUT_SIZE // stride
+        n = size // stride
         for y in range(n):
             for x in range(n):
                 out += [((x + 0.5) / n, (y + 0.5) / n)] * per_cell
@@ -57,13 +76,14 @@ def letterbox_matrix(width: int, height: int, size: int = INPUT_SIZE) -> np.ndar
     return np.array([[s, 0.0, (size - s * width) / 2], [0.0, s, (size - s * height) / 2]])
 
 
-def decode(regressors: np.ndarray, logits: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode(regressors: np.ndarray, logits: np.ndarray, threshold: float,
+           size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes (N, 4) [x0, y0, x1, y1], scores (N,) and keypoints (N, 6, 2) in input pixels, for the anchors that
-    score at least ``threshold``."""
+    score at least ``threshold`` (``size``: the input's side)."""
     raw = regressors.reshape(-1, 4 + 2 * NUM_KEYPOINTS).astype(np.float64)
     scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1).astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
     keep = scores >= threshold
-    raw, scores, a = raw[keep], scores[keep], anchors()[keep].astype(np.float64) * INPUT_SIZE
+    raw, scores, a = raw[keep], scores[keep], anchors(size)[keep].astype(np.float64) * size
     cx, cy = raw[:, 0] + a[:, 0], raw[:, 1] + a[:, 1]
     w, h = raw[:, 2], raw[:, 3]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
@@ -102,23 +122,26 @@ class BlazeFace:
         self.session = onnx_session(path, threads)
         self.input_name = self.session.get_inputs()[0].name
 
-    def run(self, image: np.ndarray, m: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray]]:
-        """Detections in the 128-px input that the 2x3 affine ``m`` makes from ``image``, mapped back to image
+    def run(self, image: np.ndarray, m: np.ndarray,
+            size: int = INPUT_SIZE) -> list[tuple[np.ndarray, float, np.ndarray]]:
+        """Detections in the ``size``-px input that the 2x3 affine ``m`` makes from ``image``, mapped back to image
         pixels."""
         from kdmark.data.transforms import warp_image
 
-        x = warp_image(image, m, INPUT_SIZE).astype(np.float32) / 127.5 - 1.0
+        x = warp_image(image, m, size).astype(np.float32) / 127.5 - 1.0
         regressors, logits = self.session.run(["regressors", "classificators"],
                                               {self.input_name: x.transpose(2, 0, 1)[None].copy()})
         s, tx, ty = m[0, 0], m[0, 2], m[1, 2]
-        boxes, scores, kps = decode(regressors, logits, self.threshold)
+        boxes, scores, kps = decode(regressors, logits, self.threshold, size)
         return [((b - [tx, ty, tx, ty]) / s, float(sc), (k - [tx, ty]) / s) for b, sc, k in zip(boxes, scores, kps)]
 
     def detect_raw(self, image: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray]]:
         """(box [x0, y0, x1, y1], score, keypoints (6, 2)) per face, in image pixels, best first: the whole photo,
-        then (``tiles`` > 0) overlapping square tiles of it, merged by weighted NMS."""
+        then (``tiles`` > 0) overlapping square tiles of it, merged by weighted NMS. A small photo's whole-photo pass
+        runs at ``SMALL_INPUT`` px (``input_size``)."""
         h, w = image.shape[:2]
-        found = self.run(image, letterbox_matrix(w, h))
+        size = input_size(w, h)
+        found = self.run(image, letterbox_matrix(w, h, size), size)
         for x0, y0, side in tile_grid(w, h, self.tiles):
             s = INPUT_SIZE / side
             m = np.array([[s, 0.0, -s * x0], [0.0, s, -s * y0]])

@@ -53,18 +53,27 @@ function warp(src, w, h, m, size, scale, offset, out, at = 0) {
 
 // ---------------------------------------------------------------- BlazeFace (kdmark/deploy/detectors/blazeface.py)
 const DET = 128;
-const ANCHORS = (() => {
-  const out = [];
-  for (const [stride, perCell] of [[8, 2], [16, 6]]) {
-    const n = DET / stride;
-    for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) for (let k = 0; k < perCell; k++) out.push([(x + 0.5) / n, (y + 0.5) / n]);
+const ANCHORS = new Map();  // input side -> anchor centres in [0, 1] (blazeface.anchors)
+function anchors(size) {
+  if (!ANCHORS.has(size)) {
+    const out = [];
+    for (const [stride, perCell] of [[8, 2], [16, 6]]) {
+      const n = size / stride;
+      for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) for (let k = 0; k < perCell; k++) out.push([(x + 0.5) / n, (y + 0.5) / n]);
+    }
+    ANCHORS.set(size, out);
   }
-  return out;
-})();
+  return ANCHORS.get(size);
+}
 
-function letterboxMatrix(w, h) {
-  const s = DET / Math.max(w, h);
-  return [s, 0, (DET - s * w) / 2, 0, s, (DET - s * h) / 2];
+// blazeface.input_size: small photos' whole-photo pass runs at small_input px.
+function detInput(w, h, c) {
+  return Math.max(w, h) <= c.small_max_side ? c.small_input : DET;
+}
+
+function letterboxMatrix(w, h, size = DET) {
+  const s = size / Math.max(w, h);
+  return [s, 0, (size - s * w) / 2, 0, s, (size - s * h) / 2];
 }
 
 function iou(a, b) {
@@ -74,12 +83,12 @@ function iou(a, b) {
   return union > 0 ? inter / union : 0;
 }
 
-function decode(reg, logits, threshold) {
-  const found = [];
-  for (let i = 0; i < ANCHORS.length; i++) {
+function decode(reg, logits, threshold, size) {
+  const found = [], grid = anchors(size);
+  for (let i = 0; i < grid.length; i++) {
     const score = 1 / (1 + Math.exp(-Math.min(100, Math.max(-100, logits[i]))));
     if (score < threshold) continue;
-    const r = reg.subarray(i * 16, i * 16 + 16), ax = ANCHORS[i][0] * DET, ay = ANCHORS[i][1] * DET;
+    const r = reg.subarray(i * 16, i * 16 + 16), ax = grid[i][0] * size, ay = grid[i][1] * size;
     const cx = r[0] + ax, cy = r[1] + ay;
     found.push({ box: [cx - r[2] / 2, cy - r[3] / 2, cx + r[2] / 2, cy + r[3] / 2], score });
   }
@@ -140,15 +149,17 @@ class Detector {
   constructor(session, cfg) {
     this.session = session;
     this.cfg = cfg;
-    this.input = new Float32Array(3 * DET * DET);
+    this.inputs = new Map();  // input side -> its buffer
   }
 
-  async pass(img, m) {
-    warp(img.data, img.width, img.height, m, DET, 1 / 127.5, -1, this.input);
-    const feeds = { [this.session.inputNames[0]]: new ort.Tensor("float32", this.input, [1, 3, DET, DET]) };
+  async pass(img, m, size = DET) {
+    if (!this.inputs.has(size)) this.inputs.set(size, new Float32Array(3 * size * size));
+    const input = this.inputs.get(size);
+    warp(img.data, img.width, img.height, m, size, 1 / 127.5, -1, input);
+    const feeds = { [this.session.inputNames[0]]: new ort.Tensor("float32", input, [1, 3, size, size]) };
     const out = await this.session.run(feeds);
     const s = m[0], tx = m[2], ty = m[5];
-    return decode(out.regressors.data, out.classificators.data, Math.min(this.cfg.threshold, 0.5)).map((d) => ({
+    return decode(out.regressors.data, out.classificators.data, Math.min(this.cfg.threshold, 0.5), size).map((d) => ({
       box: [(d.box[0] - tx) / s, (d.box[1] - ty) / s, (d.box[2] - tx) / s, (d.box[3] - ty) / s], score: d.score,
     }));
   }
@@ -156,7 +167,8 @@ class Detector {
   // Faces as {box: landmark box, raw: detector box, score}, best first (FaceDetector.__call__ in Python).
   async detect(img, tiles) {
     const c = this.cfg;
-    let found = await this.pass(img, letterboxMatrix(img.width, img.height));
+    const size = detInput(img.width, img.height, c);
+    let found = await this.pass(img, letterboxMatrix(img.width, img.height, size), size);
     for (const [x0, y0, side] of tileGrid(img.width, img.height, tiles, c)) {
       const s = DET / side;
       const inTile = (await this.pass(img, [s, 0, -s * x0, 0, s, -s * y0])).filter((d) =>
