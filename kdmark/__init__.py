@@ -27,6 +27,9 @@ _API = {  # public name -> module that defines it
     "prune": "kdmark.jobs.prune",
     "evaluate": "kdmark.jobs.evaluate",
     "export_onnx": "kdmark.deploy.export",
+    "load_model": "kdmark.model",  # one loaded model (zoo name, .ckpt, .onnx): .card, .predict(crops)
+    "Model": "kdmark.model",
+    "ModelCard": "kdmark.model",
     "load_checkpoint": "kdmark.checkpoint",
     "load_config": "kdmark.config",
     "TrainConfig": "kdmark.config",  # the typed settings of train (DistillConfig: distill, PruneConfig: prune)

@@ -10,7 +10,10 @@ import math
 from kdmark.config import CROP_MARGIN
 from kdmark.errors import CheckpointError
 
-__all__ = ["check_card", "CROP_MARGIN", "crop_margin", "is_onnx"]
+__all__ = ["check_card", "CROP_MARGIN", "crop_margin", "is_onnx", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation a card names when it names none (every kdmark model's)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 CODECS = ("regression", "heatmap", "joint")
 PRECISIONS = ("fp32", "int8")

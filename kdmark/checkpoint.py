@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from kdmark.card import check_card, crop_margin, is_onnx
+from kdmark.card import check_card, is_onnx
 from kdmark.errors import CheckpointError
 from kdmark.io import atomic_write
 from kdmark.models.landmark_net import LandmarkNet, model_from_card
@@ -107,42 +107,3 @@ def load_checkpoint(path: str | Path) -> tuple[LandmarkNet, dict]:
         raise CheckpointError(f"{path}: weights do not fit the architecture in its card "
                               f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
     return model.eval(), payload
-
-
-class OnnxModel:
-    """An exported kdmark ONNX file behind the interface evaluation uses (``card``, ``codec``, ``predict``), so
-    ``kdmark eval`` scores what will ship as well as the checkpoint it came from."""
-
-    training = False
-
-    def __init__(self, path: str | Path):
-        from kdmark.models.landmark_net import codec_for
-        from kdmark.runtime import onnx_session, read_onnx_card
-
-        self.path = Path(path)
-        self.card = read_onnx_card(self.path)
-        self.session = onnx_session(self.path)
-        self.codec = codec_for(self.card["model"], self.card["input_size"])
-
-    def parameters(self):
-        return iter([torch.zeros(1)])  # evaluation asks where the model lives: on the CPU
-
-    def eval(self):
-        return self
-
-    def train(self, mode: bool = True):
-        return self
-
-    def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pts, scores = self.session.run(["points", "scores"], {"image": images.float().numpy()})
-        return torch.from_numpy(pts), torch.from_numpy(scores)
-
-
-def load_model(path: str | Path) -> tuple[LandmarkNet | OnnxModel, dict]:
-    """A checkpoint (:func:`load_checkpoint`) or an exported ``.onnx`` file (its card read from the metadata; the
-    payload then holds the card and the crop settings)."""
-    if is_onnx(path):
-        model = OnnxModel(path)
-        data = {"margin": crop_margin(model.card), "use_box": model.card.get("crop", {}).get("use_box", False)}
-        return model, {"card": model.card, "config": {"data": data}}
-    return load_checkpoint(path)

@@ -11,7 +11,7 @@ from pathlib import Path
 from kdmark.card import check_card
 from kdmark.errors import CheckpointError, ConfigError
 
-__all__ = ["CARD_KEY", "PRECISIONS", "int8_is_fast", "onnx_session", "pick_precision", "read_onnx_card"]
+__all__ = ["CARD_KEY", "PRECISIONS", "int8_is_fast", "onnx_session", "pick_precision", "read_onnx_card", "session_card"]
 
 CARD_KEY = "kdmark_card"
 PRECISIONS = ("auto", "fp32", "int8")
@@ -75,7 +75,11 @@ def onnx_session(path: str | Path, threads: int | None = None):
 
 def read_onnx_card(path: str | Path) -> dict:
     """The kdmark model card stored in an exported ONNX file."""
-    session = onnx_session(path, threads=1)
+    return session_card(onnx_session(path, threads=1), path)
+
+
+def session_card(session, path: str | Path) -> dict:
+    """The kdmark model card in the metadata of an open session of the ONNX file ``path`` (checked)."""
     meta = session.get_modelmeta().custom_metadata_map
     if CARD_KEY not in meta:
         raise CheckpointError(f"{path}: an ONNX model, but not one exported by kdmark (no {CARD_KEY} metadata)")

@@ -7,7 +7,7 @@ each detector's boxes give the default model.
 ``--sizes``: ms per photo on the shared photo folders at their own size, the AFW photo, and the 300-W photos scaled to
 a range of sizes: the default BlazeFace (tiles where blazeface.TILE_MIN_SIDE allows) against dlib's HOG at upsample 0
 and 1, in turns on each photo; then how often the photo-only pass finds a 300-W face scaled to N px of its 128-px
-input (the curve TILE_MIN_SIDE is set from).
+input (the curve TILE_MIN_SIDE is set from) and of its 96-px input (small photos, blazeface.SMALL_MAX_SIDE).
 
 For every 300-W face: is it found (a detection whose landmark box overlaps the annotated one by IoU > 0.3), and
 how long each detector takes on its photo (the detectors take turns on each photo, so machine noise hits them
@@ -129,24 +129,30 @@ def sizes(data: str, photo: str | None, n: int = 60) -> int:
         row(label, *race(ims))
     print(f"\nthe {n} 300-W photos scaled to a long side of N px")
     print(f"{'long side':<32} {head}")
-    for side in (150, 256, 300, 384, 385, 512, 640, 1024, 2048):
+    for side in (100, 128, 150, 160, 161, 192, 256, 300, 384, 385, 512, 640, 1024, 2048):
         scaled = []
         for img in photos:
             s = side / max(img.shape[:2])
             interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
             scaled.append(cv2.resize(img, None, fx=s, fy=s, interpolation=interp))
         row(str(side), *race(scaled))
+    from kdmark.deploy.detectors import blazeface as bf
+
     net = BlazeFace(tiles=0)
-    print("\nphoto-only pass: share of faces found, by face width in its 128-px input")
-    for width in (8, 12, 14, 16, 20, 24, 32):
-        hit = 0
-        for img, smp in zip(photos, samples):
-            s = width * 4 / np.ptp(smp.points[:, 0])  # a 512-px canvas is 4 px per input pixel
-            small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)[:512, :512]
-            canvas = np.full((512, 512, 3), 128, np.uint8)
-            canvas[:small.shape[0], :small.shape[1]] = small
-            hit += any(score >= 0.5 for _, score, _ in net.detect_raw(canvas))
-        print(f"  {width:>2} px: {hit / n:.0%}")
+    # a canvas of 512 px runs at 128 px (4 canvas px per input px); one of SMALL_MAX_SIDE at SMALL_INPUT px
+    for canvas_side in (512, bf.SMALL_MAX_SIDE):
+        size = bf.input_size(canvas_side, canvas_side)
+        per_px = canvas_side / size
+        print(f"\nphoto-only pass: share of faces found, by face width in its {size}-px input")
+        for width in (8, 12, 14, 16, 20, 24, 32):
+            hit = 0
+            for img, smp in zip(photos, samples):
+                s = width * per_px / np.ptp(smp.points[:, 0])
+                small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)[:canvas_side, :canvas_side]
+                canvas = np.full((canvas_side, canvas_side, 3), 128, np.uint8)
+                canvas[:small.shape[0], :small.shape[1]] = small
+                hit += any(score >= 0.5 for _, score, _ in net.detect_raw(canvas))
+            print(f"  {width:>2} px: {hit / n:.0%}")
     return 0
 
 

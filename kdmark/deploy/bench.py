@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdmark.card import is_onnx
-from kdmark.checkpoint import load_model
 from kdmark.data.records import DatasetError, Sample
 from kdmark.deploy.export import export_onnx, onnx_session, quantize_int8
 from kdmark.deploy.predict import sample_crops
+from kdmark.model import load_model, model_kind
 
 PEERS = ("dlib", "mediapipe")  # the models `bench --vs` runs beside kdmark's on the same faces
 
@@ -169,7 +168,6 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
     from kdmark.data.transforms import apply_affine
     from kdmark.metrics import score_samples
     from kdmark.schemes import get_scheme, with_tta
-    from kdmark.zoo import resolve
 
     vs = tuple(dict.fromkeys((*vs, "dlib") if vs_dlib else vs))
     unknown = [p for p in vs if p not in PEERS]
@@ -178,15 +176,15 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
     if vs and data is None:  # said before minutes of latency runs, not after
         raise DatasetError("--vs", f"{','.join(vs)} needs --data DATASET: the peers are scored on the same faces")
     vs_dlib = bool(vs)  # any peer: every model is scored on the faces dlib's detector finds, with its boxes
-    model_path = resolve(str(model_path))  # a zoo name measures the shipped checkpoint
-    onnx_only = is_onnx(model_path)  # an exported model: its own ONNX file, no PyTorch
-    model, payload = load_model(model_path)
-    card = model.card
-    size, scheme = card["input_size"], get_scheme(card["scheme"])
+    onnx_only = model_kind(model_path) == "onnx"  # an exported model: its own ONNX file, no PyTorch
+    loaded = load_model(model_path, backend="onnx" if onnx_only else "torch")  # a zoo name: its checkpoint
+    card, model_path = loaded.card, loaded.path
+    size, scheme = card.input_size, get_scheme(card.scheme)
     if onnx_only:
         fp32, (macs, params) = Path(model_path), (0, _onnx_params(Path(model_path)))
         sizes = {"onnx_fp32": fp32.stat().st_size}
     else:
+        model = loaded.net
         fp32 = export_onnx(model, work / "model.onnx").path
         macs, params = count_macs(model, size)
         sizes = {"checkpoint": Path(model_path).stat().st_size, "onnx_fp32": fp32.stat().st_size}

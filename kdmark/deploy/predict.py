@@ -21,7 +21,7 @@ from kdmark.card import crop_margin, is_onnx
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, box_square, crop_matrix, invert_affine, warp_image
 from kdmark.deploy.detectors import best_match, make_detector
-from kdmark.errors import CheckpointError, ConfigError, DatasetError, DetectorError
+from kdmark.errors import ConfigError, DatasetError, DetectorError
 
 __all__ = ["Predictor", "Face", "Tracker", "DetectorError", "OneEuroFilter", "predict_video", "face_crop",
            "sample_crops"]
@@ -92,31 +92,6 @@ def sample_crops(samples, card: dict, boxes: list) -> tuple[np.ndarray, list[np.
     return np.stack(crops), back
 
 
-class _TorchBackend:
-    def __init__(self, model, threads: int | None):
-        self.model, self.threads = model.eval(), threads
-
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import torch  # only PyTorch models need it: ONNX and zoo models run without
-
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        with torch.no_grad():
-            pts, scores = self.model.predict(torch.from_numpy(batch))
-        return pts.numpy(), scores.numpy()
-
-
-class _OnnxBackend:
-    def __init__(self, path: Path, threads: int | None):
-        from kdmark.runtime import onnx_session
-
-        self.session = onnx_session(path, threads)
-
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pts, scores = self.session.run(["points", "scores"], {"image": batch})
-        return pts, scores
-
-
 def _zoo_onnx(entry: zoo.ZooModel, precision: str) -> Path | None:
     """The shipped ONNX file of a zoo model at ``precision`` ("auto": :func:`kdmark.runtime.pick_precision`)."""
     from kdmark.runtime import pick_precision
@@ -138,39 +113,6 @@ def onnx_file(model, folder: str | Path, precision: str = "fp32") -> Path:
     from kdmark.deploy.export import export_onnx
 
     return export_onnx(path, Path(folder) / (path.stem + ".onnx")).path
-
-
-def _load(model, backend: str, threads: int | None, precision: str = "auto"):
-    """(callable backend, card) for a LandmarkNet, a zoo model's name, a .ckpt or a .onnx file."""
-    from kdmark.runtime import check_precision
-
-    check_precision(precision)
-    if hasattr(model, "predict") and hasattr(model, "card"):  # a LandmarkNet (torch is imported only for these)
-        return _TorchBackend(model, threads), model.card
-    if zoo.is_zoo_name(model):  # a zoo model runs from its shipped ONNX file unless torch is asked for
-        entry = zoo.get(model)
-        onnx = _zoo_onnx(entry, precision) if backend != "torch" else None
-        model = onnx if onnx is not None else entry.checkpoint
-    elif precision == "int8" and not str(model).endswith(".int8.onnx"):
-        raise CheckpointError(f"{model}: precision='int8' chooses a zoo model's shipped INT8 file; for this model "
-                              "export one (kdmark export MODEL --int8 --calibration FACES) and run the .int8.onnx")
-    path = Path(model)
-    if is_onnx(path) or backend == "onnx":
-        from kdmark.runtime import read_onnx_card
-
-        if not is_onnx(path):  # a checkpoint asked to run on onnxruntime: export it to a temporary folder
-            import tempfile  # that is gone once the session holds the model
-
-            with tempfile.TemporaryDirectory(prefix="kdmark-") as tmp:
-                onnx_path = onnx_file(path, tmp)
-                return _OnnxBackend(onnx_path, threads), read_onnx_card(onnx_path)
-        if backend == "torch":
-            raise CheckpointError(f"{path}: an ONNX model runs on onnxruntime; --backend torch needs a .ckpt")
-        return _OnnxBackend(path, threads), read_onnx_card(path)
-    from kdmark.checkpoint import load_checkpoint
-
-    net, payload = load_checkpoint(path)
-    return _TorchBackend(net, threads), payload["card"]
 
 
 def check_boxes(boxes, shape: tuple, where: str = "box") -> list[np.ndarray]:
@@ -225,19 +167,21 @@ class Predictor:
                  margin: float | None = None, batch_size: int = 32, detector=None,
                  detector_threshold: float | None = None, min_face: float = 0.0, tta: str = "none",
                  precision: str = "auto"):
+        from kdmark.model import load_model
         from kdmark.schemes import get_scheme, with_tta
 
-        self.run, self.card = _load(model, backend, threads, precision)
-        self.run = with_tta(self.run, tta, get_scheme(self.card["scheme"]))
+        self.model = load_model(model, backend, precision, threads)  # kdmark.Model: card, backend, predict
+        self.card = self.model.card
+        self.run = with_tta(self.model.predict, tta, get_scheme(self.card.scheme))
         self.detector = make_detector(detector, detector_threshold, min_face)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, not {batch_size!r}")
-        self.margin = margin if margin is not None else crop_margin(self.card)
-        self.size, self.batch_size = self.card["input_size"], batch_size
+        self.margin = margin if margin is not None else self.card.margin
+        self.size, self.batch_size = self.card.input_size, batch_size
 
     @property
     def num_points(self) -> int:
-        return self.card["num_points"]
+        return self.card.num_points
 
     def predict_crops(self, items: list[tuple[np.ndarray, np.ndarray]]) -> list[Face]:
         """Faces for (image, box) pairs, in batches of ``batch_size``."""

@@ -330,16 +330,19 @@ def _summary(row: dict, state: dict) -> str:
 
 
 @torch.no_grad()
-def predict_dataset(model: LandmarkNet, dataset: LandmarkDataset, batch_size: int = 32, num_workers: int = 0,
+def predict_dataset(model, dataset: LandmarkDataset, batch_size: int = 32, num_workers: int = 0,
                     progress: bool = False, device: torch.device | str | None = None,
                     tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
     """Run ``model`` over every face of ``dataset`` (with test-time augmentation ``tta``, see
     ``kdmark.schemes.with_tta``): (N, K, 2) points in original image pixels, (N, K) scores."""
+    from kdmark.model import Model
     from kdmark.schemes import get_scheme, with_tta
 
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
+    net = model.net if isinstance(model, Model) else model  # a loaded model (kdmark.load_model) or a LandmarkNet
+    device = device or (next(net.parameters()).device if net is not None else "cpu")
+    was_training = net is not None and net.training
+    if net is not None:
+        net.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     points, scores = [], []
     run = with_tta(model.predict, tta, get_scheme(model.card["scheme"]))  # dataset may be a Subset (DDP validation)
@@ -349,7 +352,8 @@ def predict_dataset(model: LandmarkNet, dataset: LandmarkDataset, batch_size: in
         pts = pts.double().cpu().numpy()
         points.extend(apply_affine(p, m) for p, m in zip(pts, to_image, strict=False))
         scores.append(sc.float().cpu().numpy())
-    model.train(was_training)
+    if net is not None:
+        net.train(was_training)
     return np.stack(points), np.concatenate(scores)
 
 

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kdmark.card import CROP_MARGIN
-from kdmark.checkpoint import load_model
 from kdmark.data.dataset import LandmarkDataset
 from kdmark.data.records import Sample
 from kdmark.data.transforms import apply_affine
 from kdmark.engine.loop import predict_dataset
 from kdmark.io import atomic_write_text, write_together
 from kdmark.metrics import Metrics, plot_ced, score_samples
+from kdmark.model import load_model
 from kdmark.schemes import LandmarkScheme, get_scheme
 
 __all__ = ["evaluate", "evaluate_samples", "EvalResult"]
@@ -72,17 +71,15 @@ def evaluate_samples(checkpoint: str | Path, samples: list[Sample], out_dir: str
     """:func:`evaluate` on a list of samples (e.g. a run's fixed validation split)."""
     from kdmark.data.records import DatasetError
 
-    model, payload = load_model(checkpoint)  # a .ckpt or an exported .onnx
-    card, cfg = payload["card"], payload.get("config", {})
-    scheme = get_scheme(card["scheme"])
+    model = load_model(checkpoint)  # a zoo name, a .ckpt or an exported .onnx (kdmark.Model)
+    card = model.card
+    scheme = get_scheme(card.scheme)
     k = {s.num_points for s in samples}
     if k != {scheme.num_points}:
         raise DatasetError(source or "data", f"has {'/'.join(map(str, sorted(k)))}-point faces but {checkpoint} "
                            f"predicts {scheme.num_points}-point {scheme.name} landmarks")
-    data_cfg = cfg.get("data", {})
-    box = data_cfg.get("use_box", False) if use_box is None else use_box
-    lds = LandmarkDataset(samples, scheme, model.codec, card["input_size"], None,
-                          data_cfg.get("margin", CROP_MARGIN), box, cache=False)
+    box = card.use_box if use_box is None else use_box
+    lds = LandmarkDataset(samples, scheme, model.codec, card.input_size, None, card.margin, box, cache=False)
     pred, scores = predict_dataset(model, lds, batch_size, progress=progress, tta=tta)
     overall, per_image, subsets = score_samples(samples, pred, scheme, normaliser, threshold)
     out = Path(out_dir)

@@ -7,14 +7,12 @@ import math
 import torch
 from torch import nn
 
+from kdmark.card import IMAGENET_MEAN, IMAGENET_STD
 from kdmark.codecs import HeatmapCodec, JointCodec, RegressionCodec, create_codec
 from kdmark.models.backbones import create_backbone
 from kdmark.models.heads import DeconvHead, HeatmapHead, JointHead, RegressionHead
 
 __all__ = ["LandmarkNet", "build_model", "codec_for", "HEADS", "IMAGENET_MEAN", "IMAGENET_STD"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class LandmarkNet(nn.Module):

@@ -241,7 +241,7 @@ class CheckpointLandmarker:
 
         self.predictor = Predictor(model, threads=threads)
         self.name = Path(model).name if isinstance(model, str | Path) else "model"
-        self.scheme, self.num_points = self.predictor.card["scheme"], self.predictor.num_points
+        self.scheme, self.num_points = self.predictor.card.scheme, self.predictor.num_points
         self.flip = list(get_scheme(self.scheme).flip)
         self.variants = self.VARIANTS if tta else self.VARIANTS[:1]
 

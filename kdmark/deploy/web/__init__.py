@@ -27,7 +27,6 @@ import tempfile
 from pathlib import Path
 
 from kdmark import zoo
-from kdmark.card import crop_margin
 from kdmark.errors import ExportError
 
 __all__ = ["export_web", "ort_web_package", "ORT_WEB_VERSION"]
@@ -135,7 +134,7 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
     from kdmark.deploy.detectors import TO_LANDMARK_BOX
     from kdmark.deploy.detectors import blazeface as bf
     from kdmark.deploy.predict import VIDEO_ONE_EURO, onnx_file
-    from kdmark.runtime import read_onnx_card
+    from kdmark.model import load_model, model_kind
 
     out = Path(out)
     earlier = _earlier_export(out)
@@ -154,8 +153,8 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
             if precision == "auto":
                 precision = "int8" if zoo.is_zoo_name(model) and zoo.get(model).int8 is not None else "fp32"
             shutil.copyfile(onnx_file(model, tmp, precision), stage / "landmarks.onnx")
-        card = read_onnx_card(stage / "landmarks.onnx")
-        name = str(model) if zoo.is_zoo_name(model) else Path(model).stem
+        card = load_model(stage / "landmarks.onnx").card  # the file the page runs, its card checked
+        name = str(model) if model_kind(model) == "zoo" else Path(model).stem
         shutil.copyfile(bf.ONNX_PATH, stage / "blazeface.onnx")
         here = Path(__file__).parent
         for f in PAGE_FILES:
@@ -172,9 +171,9 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
         shutil.copyfile(detectors / "LICENSE.mediapipe", stage / "LICENSE.mediapipe")
         config = {
             MARKER: 1,
-            "model": {"file": "landmarks.onnx", "name": name, "input_size": card["input_size"],
-                      "margin": crop_margin(card), "num_points": card["num_points"],
-                      "scheme": card.get("scheme"), "precision": card.get("precision", "fp32")},
+            "model": {"file": "landmarks.onnx", "name": name, "input_size": card.input_size,
+                      "margin": card.margin, "num_points": card.num_points, "scheme": card.scheme,
+                      "precision": card.precision},
             "detector": {"file": "blazeface.onnx", "threshold": 0.5, "min_face": 0.0, "tiles": tiles,
                          "tile_overlap": bf.TILE_OVERLAP, "tile_edge": bf.TILE_EDGE, "tile_min_side": bf.TILE_MIN_SIDE,
                          "small_input": bf.SMALL_INPUT, "small_max_side": bf.SMALL_MAX_SIDE,
