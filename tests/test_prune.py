@@ -155,7 +155,7 @@ def test_scope_all_slims_residual_and_head_channels_and_reloads_identically(tmp_
 
 def test_prune_claims_its_folders_like_a_training_run(small_300w, tmp_path, capsys):
     """A prune locks its folder, refuses to replace an earlier prune (overwrite=true does), and saves its config
-    beside itself and beside each retraining run (which prepare_run now claims like any training run); a zoo
+    beside itself and beside each retraining run (which claim_run claims like any training run); a zoo
     student pruned again retrains (its adapter is sized from its real, already pruned, features)."""
     out = tmp_path / "p"
     args = ["prune", "kdmark-68-s", "ratio=0.25", "importance=l2", "schedule=global", "finetune_epochs=1",

@@ -90,3 +90,47 @@ def test_resume_removes_a_temporary_file_a_killed_save_left(w300_root, tmp_path,
     stale.write_bytes(b"half a checkpoint")
     assert _train(w300_root, tmp_path, "resume=true", "epochs=2", "max_steps=2") == 0
     assert not stale.exists() and "removed .last.ckpt.999999999.tmp" in capsys.readouterr().out
+
+
+class _Rank0:
+    is_global_zero = True
+
+    @staticmethod
+    def print(*args):
+        print(*args)
+
+
+def _lockable_by_another_process(folder) -> bool:
+    probe = ("import fcntl, sys\n"
+             f"f = open({str(folder / '.lock')!r}, 'a+')\n"
+             "try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    sys.exit(1)\n")
+    return subprocess.run([sys.executable, "-c", probe]).returncode == 0
+
+
+def test_a_job_lets_go_of_its_folder_however_it_ends(tmp_path):
+    """Issue "Architecture" item 3: the job that claims a run folder releases it (``claim_run``: a with-block),
+    also when training fails inside it; before, ``fit`` released a lock it had not taken, and a run that raised kept
+    its folder locked for the rest of the process (a pipeline's later stages, a notebook)."""
+    from kdmark.config import TrainConfig, load_config
+    from kdmark.engine.setup import claim_folder, claim_run, release_folder
+    from kdmark.errors import TrainingError
+
+    cfg = load_config(TrainConfig, None, [f"out_dir={tmp_path / 'run'}"])
+    with pytest.raises(RuntimeError, match="training failed"):
+        with claim_run(cfg, _Rank0(), None) as out:
+            assert (out / "config.yaml").is_file() and not _lockable_by_another_process(out)
+            raise RuntimeError("training failed")
+    assert _lockable_by_another_process(out)
+    (out / "best.ckpt").write_bytes(b"x")  # an earlier run: refused, and the refusal keeps no lock either
+    with pytest.raises(TrainingError, match=r"holds an earlier run \(best.ckpt\); resume=true continues it, "
+                                            "overwrite=true replaces it"):
+        with claim_run(cfg, _Rank0(), None):
+            pass
+    assert _lockable_by_another_process(out)
+    prune = tmp_path / "prune"  # prune claims its folder through the same helper, with its own outputs
+    claim_folder(prune, "ratio: 0.5\n", ("pruned.ckpt",), "pruning", "prune")
+    release_folder(prune)
+    (prune / "pruned.ckpt").write_bytes(b"x")
+    with pytest.raises(TrainingError, match=r"holds an earlier prune \(pruned.ckpt\); overwrite=true replaces it"):
+        claim_folder(prune, "ratio: 0.5\n", ("pruned.ckpt",), "pruning", "prune")
+    assert _lockable_by_another_process(prune)

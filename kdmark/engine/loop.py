@@ -18,7 +18,7 @@ from kdmark.checkpoint import read_checkpoint, save_checkpoint
 from kdmark.config import TrainConfig, to_dict
 from kdmark.data.dataset import LandmarkDataset
 from kdmark.data.transforms import apply_affine
-from kdmark.engine.setup import Data, RunResult, release_run, resume_source
+from kdmark.engine.setup import Data, RunResult, resume_source
 from kdmark.engine.tasks import SupervisedTask
 from kdmark.errors import TrainingError
 from kdmark.io import atomic_write_text
@@ -112,19 +112,17 @@ def _fmt(v) -> str:
 WARMUP_STEPS = 5  # steps left out of steady_images_per_s (allocator warm-up, torch.compile)
 
 
-def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, data: Data, out: Path,
-        extra_config: dict | None = None) -> RunResult:
+def fit(cfg: TrainConfig, fabric, task: torch.nn.Module, model: LandmarkNet, data: Data, out: Path) -> RunResult:
     """The training loop. ``task(batch)`` returns a dict with ``"loss"``; everything else is bookkeeping: restore a
     stopped run (:meth:`_Loop.restore`), train an epoch (:meth:`_Loop.epoch`), then validate, checkpoint and log
-    it (:meth:`_Loop.end_epoch`)."""
-    loop = _Loop(cfg, fabric, task, model, data, out, {**to_dict(cfg), **(extra_config or {})})
+    it (:meth:`_Loop.end_epoch`). ``out`` is the run folder the job claimed (``engine.setup.claim_run``)."""
+    loop = _Loop(cfg, fabric, task, model, data, out, to_dict(cfg))
     loop.restore()
     loop.setup()
     for epoch in range(loop.state["epoch"], cfg.epochs):
         row = loop.epoch(epoch)
         if loop.end_epoch(epoch, row):
             break
-    release_run(out)
     state = loop.state
     return RunResult(out, loop.best, loop.last, {**loop.metrics, "best_val_nme": state["best"],
                                                  "best_epoch": state["best_epoch"]}, fabric.global_rank)

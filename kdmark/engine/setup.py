@@ -21,8 +21,8 @@ from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
 from kdmark.schemes import LandmarkScheme
 
 __all__ = ["prepare", "Prepared", "RunResult", "Data", "make_fabric", "resolve_auto", "build_data", "split_samples",
-           "build_student", "cache_faces", "prepare_run", "check_resume", "resume_source", "MAY_CHANGE", "release_run",
-           "readable_samples"]
+           "build_student", "cache_faces", "claim_run", "claim_folder", "check_resume", "resume_source", "MAY_CHANGE",
+           "release_folder", "readable_samples"]
 
 
 @dataclass
@@ -299,13 +299,30 @@ def cache_faces(cfg: TrainConfig, data: Data, fabric) -> None:
         fabric.print(f"kdmark: skipped {line}")
 
 
-def _lock_run(out: Path) -> None:
-    """Hold an exclusive lock on ``out/.lock`` so a second process cannot train into the same folder."""
-    lock_folder(out, busy="is training in this folder", instead="choose another out_dir", error=TrainingError)
+def claim_folder(out: Path, config_text: str, outputs: tuple[str, ...], job: str, noun: str,
+                 replace: bool = False, keep_hint: str = "") -> list[Path]:
+    """The first step of every job that writes a run folder (training runs, prunes): create ``out``, lock it (a
+    second process is refused: "is JOB in this folder"), remove the temporaries a killed save left there, refuse an
+    earlier job's ``outputs`` unless ``replace`` ("holds an earlier NOUN (...); KEEP_HINT overwrite=true replaces
+    it, ..."), and save the resolved config as ``config.yaml``. Returns the temporaries removed. On refusal the lock
+    is let go again. Release it with :func:`release_folder`."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock_folder(out, busy=f"is {job} in this folder", instead="choose another out_dir", error=TrainingError)
+    try:
+        removed = remove_stale_temporaries(out)  # a kill during a save leaves one; the lock says we own out/
+        earlier = [n for n in outputs if (out / n).is_file()]
+        if earlier and not replace:
+            raise TrainingError(f"{out}: holds an earlier {noun} ({', '.join(earlier)}); {keep_hint}overwrite=true "
+                                "replaces it, or choose another out_dir")
+        atomic_write_text(out / "config.yaml", config_text)
+    except BaseException:
+        unlock_folder(out)
+        raise
+    return removed
 
 
-def release_run(out: Path) -> None:
-    """Unlock a run folder this process locked (a killed process releases its lock by exiting; the file stays)."""
+def release_folder(out: Path) -> None:
+    """Unlock a folder this process claimed (a killed process releases its lock by exiting; the file stays)."""
     unlock_folder(out)
 
 
@@ -371,23 +388,23 @@ def check_resume(cfg: TrainConfig, data: Data | None = None) -> Path | None:
     return src
 
 
-def prepare_run(cfg: TrainConfig, fabric, data: Data | None = None) -> Path:
-    """Create the run folder, lock it, refuse to overwrite an earlier run (unless ``overwrite`` or ``resume``),
-    refuse a resume whose settings changed (:func:`check_resume`), and save the resolved config beside the run
-    (rank 0)."""
+@contextlib.contextmanager
+def claim_run(cfg: TrainConfig, fabric, data: Data | None = None):
+    """``with claim_run(cfg, fabric, data) as out: fit(...)``: the run folder claimed for the length of the block
+    (:func:`claim_folder`: created, locked, an earlier run refused unless ``overwrite`` or ``resume``, the resolved
+    config saved; rank 0), after refusing a resume whose settings changed (:func:`check_resume`). The lock is let
+    go when the block ends, however it ends: the job that takes it releases it."""
     out = Path(cfg.out_dir)
     check_resume(cfg, data)
     if fabric.is_global_zero:
-        out.mkdir(parents=True, exist_ok=True)
-        _lock_run(out)
-        for tmp in remove_stale_temporaries(out):  # a kill during a save leaves one; the lock says we own out/
+        if cfg.resume and not (out / "last.ckpt").is_file() and not cfg.resume_from:
+            fabric.print(f"kdmark: resume=true but {out / 'last.ckpt'} does not exist: starting a new run")
+        removed = claim_folder(out, dump_config(cfg), ("best.ckpt", "last.ckpt"), "training", "run",
+                               replace=cfg.resume or cfg.overwrite, keep_hint="resume=true continues it, ")
+        for tmp in removed:
             fabric.print(f"kdmark: removed {tmp.name}, left by a save that was interrupted")
-        last = out / "last.ckpt"
-        earlier = [n for n in ("best.ckpt", "last.ckpt") if (out / n).is_file()]
-        if cfg.resume and not last.is_file() and not cfg.resume_from:
-            fabric.print(f"kdmark: resume=true but {last} does not exist: starting a new run")
-        elif earlier and not cfg.resume and not cfg.overwrite:
-            raise TrainingError(f"{out}: holds an earlier run ({', '.join(earlier)}); resume=true continues it, "
-                                "overwrite=true replaces it, or choose another out_dir")
-        atomic_write_text(out / "config.yaml", dump_config(cfg))
-    return out
+    try:
+        yield out
+    finally:
+        if fabric.is_global_zero:
+            release_folder(out)

@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 
 from kdmark.checkpoint import load_checkpoint, save_checkpoint
-from kdmark.config import DistillConfig, PruneConfig, flatten_overrides, load_config, to_dict
+from kdmark.config import DistillConfig, PruneConfig, dump_config, flatten_overrides, load_config, to_dict
 from kdmark.data.dataset import LandmarkDataset
 from kdmark.engine.loop import fit, validate
-from kdmark.engine.setup import cache_faces, prepare, prepare_run
+from kdmark.engine.setup import cache_faces, claim_folder, claim_run, prepare, release_folder
 from kdmark.engine.tasks import DistillTask, Teacher, supervised_losses
-from kdmark.io import atomic_write_json, atomic_write_text, lock_folder, unlock_folder
+from kdmark.io import atomic_write_json
 from kdmark.kd_losses import PooledFeatureKD
 from kdmark.pruning import channel_spec, prunable_layers, prune_layer, score_layer
 
@@ -78,29 +78,14 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
     run = prepare(dcfg, model)  # the one set-up train and distill use, around the loaded checkpoint
     fabric, dcfg, data = run.fabric, run.cfg, run.data
     cache_faces(dcfg, data, fabric)
-    if fabric.is_global_zero:
-        _claim(out, cfg)  # only now: a prune that fails on its inputs leaves an earlier one be
+    if fabric.is_global_zero:  # only now: a prune that fails on its inputs leaves an earlier one be
+        claim_folder(out, dump_config(cfg), ("pruned.ckpt", "prune_report.json"), "pruning", "prune",
+                     replace=cfg.overwrite)
     try:
         return _prune(cfg, source, model, dcfg, run, out)
     finally:
         if fabric.is_global_zero:
-            unlock_folder(out)
-
-
-def _claim(out: Path, cfg: PruneConfig) -> None:
-    """Lock ``out``, refuse an earlier prune there (unless ``overwrite``), and save the resolved config beside it:
-    what ``prepare_run`` does for a training run."""
-    from kdmark.config import dump_config
-    from kdmark.errors import TrainingError
-
-    out.mkdir(parents=True, exist_ok=True)
-    lock_folder(out, busy="is pruning in this folder", instead="choose another out_dir", error=TrainingError)
-    earlier = [n for n in ("pruned.ckpt", "prune_report.json") if (out / n).is_file()]
-    if earlier and not cfg.overwrite:
-        unlock_folder(out)
-        raise TrainingError(f"{out}: holds an earlier prune ({', '.join(earlier)}); overwrite=true replaces it, or "
-                            "choose another out_dir")
-    atomic_write_text(out / "config.yaml", dump_config(cfg))
+            release_folder(out)
 
 
 def _prune(cfg: PruneConfig, source: Path, model, dcfg: DistillConfig, run, out: Path) -> PruneResult:
@@ -128,7 +113,8 @@ def _prune(cfg: PruneConfig, source: Path, model, dcfg: DistillConfig, run, out:
         task = DistillTask(model, [teacher], kd, **supervised_losses(dcfg))
         task.to_teachers(fabric.device)
         run_cfg = dataclasses.replace(dcfg, epochs=epochs, out_dir=str(out / folder), overwrite=cfg.overwrite)
-        fit(run_cfg, fabric, task, model, data, prepare_run(run_cfg, fabric, data))  # locked, checked, config saved
+        with claim_run(run_cfg, fabric, data) as folder:  # locked, checked, config saved, like any training run
+            fit(run_cfg, fabric, task, model, data, folder)
 
     order = list(reversed(layers))  # the top layer first
     if cfg.schedule == "global":  # every layer scored on the unpruned network, then all pruned together

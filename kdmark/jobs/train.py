@@ -11,7 +11,7 @@ import torch
 from kdmark.config import DistillConfig, TrainConfig
 from kdmark.data.records import DatasetError
 from kdmark.engine.loop import fit
-from kdmark.engine.setup import Data, RunResult, cache_faces, prepare, prepare_run, readable_samples
+from kdmark.engine.setup import Data, RunResult, cache_faces, claim_run, prepare, readable_samples
 from kdmark.engine.tasks import DistillTask, Teacher, build_task, supervised_losses
 from kdmark.engine.teacher_cache import cache_teachers
 from kdmark.errors import TrainingError
@@ -31,8 +31,8 @@ def train(cfg: TrainConfig) -> RunResult:
     """
     run = prepare(cfg)
     cache_faces(run.cfg, run.data, run.fabric)
-    out = prepare_run(run.cfg, run.fabric, run.data)  # only now: a run failing on its inputs leaves earlier runs be
-    return fit(run.cfg, run.fabric, build_task(run.cfg, run.model), run.model, run.data, out)
+    with claim_run(run.cfg, run.fabric, run.data) as out:  # only now: a run failing on its inputs leaves others be
+        return fit(run.cfg, run.fabric, build_task(run.cfg, run.model), run.model, run.data, out)
 
 
 def add_unlabelled(cfg: DistillConfig, data: Data) -> Data:
@@ -137,5 +137,5 @@ def distill(cfg: DistillConfig) -> RunResult:
     cache_faces(cfg, data, fabric)
     if cfg.kd.cached and teachers:
         cache_teachers(task, data, fabric, progress=cfg.progress and fabric.is_global_zero)
-    out = prepare_run(cfg, fabric, data)  # only now: a run that fails on its inputs leaves an earlier run untouched
-    return fit(cfg, fabric, task, student, data, out)
+    with claim_run(cfg, fabric, data) as out:  # only now: a run that fails on its inputs leaves an earlier run be
+        return fit(cfg, fabric, task, student, data, out)
