@@ -37,6 +37,11 @@ __all__ = [
     "KDConfig",
     "DistillConfig",
     "PruneConfig",
+    "EvalConfig",
+    "BenchConfig",
+    "ExportConfig",
+    "PredictConfig",
+    "setting",
     "load_config",
     "flatten_overrides",
     "from_dict",
@@ -265,6 +270,114 @@ class PruneConfig:
     out_dir: str = "runs/prune"
     overwrite: bool = False  # replace an earlier prune in out_dir (else it is refused)
     train: dict = field(default_factory=dict)  # overrides of the checkpoint's training config (e.g. data.root)
+
+
+# --- the model-running verbs: eval, bench, export, predict ----------------------------------------------------
+# One schema per verb, as for training: the dataclass holds each default once, the CLI's flags are generated from
+# it (``kdmark.cli.flags``: "flag" names the option, "check" the argparse type in ``kdmark.cli.args`` that
+# validates it, "positional" an argument without a flag), and the job functions' keyword defaults read the same
+# class attributes. ``key=value`` after the flags sets the same fields (``kdmark eval M --data D threshold=0.1``).
+
+def setting(default: Any = None, help: str = "", **how: Any) -> Any:  # noqa: A002 - argparse's own word
+    """A config field with its command-line form: ``help``, and optionally ``flag``, ``check``, ``metavar``,
+    ``positional``, ``required``, ``nargs``."""
+    return field(default=default, metadata={"help": help, **how})
+
+
+MODEL_SPEC = "a zoo name (kdmark models), a .ckpt or an exported .onnx"
+TTA_HELP = "test-time augmentation: flip also runs the mirrored face and averages (2x the model time)"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """``kdmark eval``: score a model on a dataset (NME, FR, AUC, per subset)."""
+
+    model: str = setting("", MODEL_SPEC, positional=True, metavar="checkpoint")
+    data: str = setting("", "dataset folder or annotation file", required=True)
+    split: str | None = setting(None, "one split of the dataset, e.g. test, common, challenging")
+    format: str = setting("auto", "force a format instead of detecting it")
+    normaliser: str | None = setting(None, "e.g. inter_ocular, inter_pupil, box")
+    threshold: float | None = setting(None, "FR/AUC threshold (default: the scheme's)", check="fraction")
+    batch_size: int = setting(32, "faces per forward pass", check="positive")
+    heldout: float | None = setting(None, "score only the faces kdmark's fixed split holds out for validation "
+                                          "(e.g. 0.1)", check="fraction", metavar="FRACTION")
+    out: str | None = setting(None, "output folder (default: beside the checkpoint)")
+    worst: int = setting(16, "draw the N faces with the largest error in worst.png (0: no drawing)", check="whole",
+                         metavar="N")
+    tta: Literal["none", "flip"] = setting("none", TTA_HELP)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """``kdmark bench``: params, MACs, size, latency (torch, ONNX FP32 / INT8), accuracy, against peers."""
+
+    model: str = setting("", MODEL_SPEC, positional=True)
+    data: str | None = setting(None, "dataset to measure accuracy on (and calibrate INT8 with)")
+    split: str | None = setting(None, "one split of --data, e.g. train (with --heldout) or common")
+    vs: str | None = setting(None, "also run the peers on the same faces (see --detector): dlib (its 68-point "
+                                   "predictor), mediapipe (Face Mesh mapped to 68 points), or dlib,mediapipe")
+    detector: Literal["blazeface", "dlib"] = setting(
+        "blazeface", "with --vs: the detector whose boxes kdmark's model (and MediaPipe) are scored from (dlib's "
+                     "predictor always gets its own detector's box)")
+    runs: int = setting(30, "timed runs per latency figure", check="positive")
+    max_faces: int = setting(200, "score on at most this many faces", check="positive")
+    heldout: float | None = setting(None, "score on the faces kdmark's fixed split holds out for validation "
+                                          "(e.g. 0.1)", check="fraction", metavar="FRACTION")
+    int8: bool = setting(True, "skip the INT8 model (quantisation takes a while)", flag="--no-int8")
+    json: str | None = setting(None, "also write the figures as JSON")
+    tta: Literal["none", "flip"] = setting("none", TTA_HELP)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """``kdmark export``: a checkpoint as ONNX (parity-checked), optionally INT8, or as a web page."""
+
+    model: str = setting("", "a .ckpt or a zoo name (with --web also an exported .onnx)", positional=True,
+                         metavar="checkpoint")
+    web: str | None = setting(None, "write a static web page running BlazeFace and this model in the browser, "
+                                    "offline", metavar="FOLDER")
+    ort_web: str | None = setting(None, "--web: onnxruntime-web from this npm package (.tgz or folder) instead of "
+                                        "kdmark's cache", metavar="TGZ_OR_FOLDER")
+    format: Literal["onnx"] = setting("onnx", "export format")
+    out: str | None = setting(None, "output .onnx (default: beside the checkpoint)")
+    opset: int = setting(17, "ONNX opset version", check="positive")
+    tolerance: float = setting(0.01, "99th-percentile point difference vs PyTorch allowed, in input pixels",
+                               check="non_negative")
+    int8: bool = setting(False, "also write a statically quantised INT8 model")
+    calibration: str | None = setting(None, "dataset of real faces for INT8 calibration")
+    calibration_faces: int = setting(128, "faces to calibrate INT8 on", check="positive")
+    precision: Literal["auto", "fp32", "int8"] = setting(
+        "auto", "--web with a zoo model: which shipped file the page runs (auto: INT8 where one ships, the smaller "
+                "download)")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """``kdmark predict``: landmarks for images, folders, videos and cameras."""
+
+    inputs: tuple[str, ...] = setting((), "optionally a model first (zoo name, .ckpt or .onnx; default "
+                                          "kdmark-68-s), then images, folders of images, videos, or a camera (0, "
+                                          "/dev/video0)", positional=True, nargs="+", metavar="[MODEL] INPUT")
+    model: str | None = setting(None, "zoo name, .ckpt or .onnx (default: kdmark-68-s)")
+    boxes: str | None = setting(None, "JSON: image file name -> [[x0, y0, x1, y1], ...]")
+    json: str | None = setting(None, "write results here (file name -> faces); - for stdout")
+    draw: str | None = setting(None, "folder for images (and videos) with landmarks drawn")
+    backend: Literal["auto", "torch", "onnx"] = setting(
+        "auto", "auto: by file type (zoo models and .onnx on onnxruntime, .ckpt on PyTorch)")
+    batch_size: int = setting(32, "faces per forward pass", check="positive")
+    smooth: bool = setting(True, "video: no One-Euro smoothing", flag="--no-smooth")
+    max_frames: int = setting(300, "a camera input (0 or /dev/video0): stop after this many frames",
+                              check="positive")
+    detector: Literal["blazeface", "dlib"] = setting(
+        "blazeface", "face detector: blazeface (MediaPipe's BlazeFace on onnxruntime, default) or dlib (HOG)")
+    detector_threshold: float | None = setting(
+        None, "keep faces whose detection score is at least this (default: the detector's own, 0.5 for BlazeFace, "
+              "0 for dlib; JSON 'detector_score')", check="finite")
+    min_face: float = setting(0.0, "ignore detected faces smaller than this (pixels)", check="non_negative")
+    precision: Literal["auto", "fp32", "int8"] = setting(
+        "auto", "a zoo model that ships an INT8 file: auto runs it where this CPU makes it faster than FP32 "
+                "(VNNI / dot-product instructions), else FP32")
+    tta: Literal["none", "flip"] = setting("none", TTA_HELP)
 
 
 # --- loading -----------------------------------------------------------------------------------------------------

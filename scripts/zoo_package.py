@@ -89,7 +89,7 @@ def package(name: str, runs: int) -> dict:
     ckpt = save_checkpoint(ZOO / f"{name}.ckpt", half, config,  # weights, card and config only: no train state
                            {k: v for k, v in payload.get("metrics", {}).items() if "val" in k or "epoch" in k})
     model, _ = load_checkpoint(ckpt)  # what ships: everything below measures and exports these weights
-    report = bench(ckpt, data=DATA, split="train", heldout=0.1, vs_dlib=True, runs=runs, max_faces=500)
+    report = bench(ckpt, data=DATA, split="train", heldout=0.1, vs=("dlib",), runs=runs, max_faces=500)
     gt = evaluate(ckpt, DATA, split="train", heldout=0.1, out_dir=ROOT / "runs" / "zoo" / f"eval-{name}",
                   progress=False).metrics
     entry = {"checkpoint": ckpt.name, "onnx": None, "onnx_int8": None, "summary": spec["summary"],

@@ -116,16 +116,14 @@ def test_a_job_lets_go_of_its_folder_however_it_ends(tmp_path):
     from kdmark.errors import TrainingError
 
     cfg = load_config(TrainConfig, None, [f"out_dir={tmp_path / 'run'}"])
-    with pytest.raises(RuntimeError, match="training failed"):
-        with claim_run(cfg, _Rank0(), None) as out:
-            assert (out / "config.yaml").is_file() and not _lockable_by_another_process(out)
-            raise RuntimeError("training failed")
+    with pytest.raises(RuntimeError, match="training failed"), claim_run(cfg, _Rank0(), None) as out:
+        assert (out / "config.yaml").is_file() and not _lockable_by_another_process(out)
+        raise RuntimeError("training failed")
     assert _lockable_by_another_process(out)
     (out / "best.ckpt").write_bytes(b"x")  # an earlier run: refused, and the refusal keeps no lock either
     with pytest.raises(TrainingError, match=r"holds an earlier run \(best.ckpt\); resume=true continues it, "
-                                            "overwrite=true replaces it"):
-        with claim_run(cfg, _Rank0(), None):
-            pass
+                                            "overwrite=true replaces it"), claim_run(cfg, _Rank0(), None):
+        pass
     assert _lockable_by_another_process(out)
     prune = tmp_path / "prune"  # prune claims its folder through the same helper, with its own outputs
     claim_folder(prune, "ratio: 0.5\n", ("pruned.ckpt",), "pruning", "prune")

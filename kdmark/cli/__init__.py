@@ -15,7 +15,7 @@ from kdmark import __version__
 from kdmark.cli import data, deploy, scoring, training
 from kdmark.errors import USER_ERRORS
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "parse"]
 
 VERB_GROUPS = (data, training, scoring, deploy)  # each module's register(verbs) adds its verbs
 
@@ -40,15 +40,21 @@ def _one_line(err: BaseException) -> str:
     return last.split("Error: ", 1)[1] if "Error: " in last else last
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI in-process (tests call this) and return the exit status."""
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; ``key=value`` settings may follow the options (``--augment recipe.yaml
+    augment.rotation=45``, ``eval M --data D threshold=0.1``) and land in ``args.overrides``."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # key=value overrides may follow options (``--augment recipe.yaml augment.rotation=45``)
     if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides = list(args.overrides) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI in-process (tests call this) and return the exit status."""
+    args = parse(argv)
     try:
         return args.func(args)
     except USER_ERRORS as err:

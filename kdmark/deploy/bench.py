@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kdmark.config import BenchConfig
 from kdmark.data.records import DatasetError, Sample
 from kdmark.deploy.export import export_onnx, onnx_session, quantize_int8
 from kdmark.deploy.predict import sample_crops
@@ -143,25 +144,25 @@ def _matched(samples: list[Sample], detector: str) -> dict[int, object]:
     return found
 
 
-def bench(model_path: str | Path, data: str | Path | None = None, split: str | None = None, vs_dlib: bool = False,
-          runs: int = 30, max_faces: int = 200, int8: bool = True, workdir: str | Path | None = None,
-          heldout: float | None = None, vs: tuple[str, ...] = (), detector: str = "blazeface",
-          tta: str = "none") -> BenchReport:
+def bench(model_path: str | Path, data: str | Path | None = None, split: str | None = None,
+          runs: int = BenchConfig.runs, max_faces: int = BenchConfig.max_faces, int8: bool = BenchConfig.int8,
+          workdir: str | Path | None = None, heldout: float | None = None, vs: tuple[str, ...] = (),
+          detector: str = BenchConfig.detector, tta: str = BenchConfig.tta) -> BenchReport:
     """Measure a checkpoint (see :func:`_bench`); the exported files go to ``workdir``, or to a temporary folder
     that is removed afterwards. ``tta="flip"``: accuracy and latency with the mirrored face averaged in."""
     import shutil
 
     work = Path(workdir or tempfile.mkdtemp(prefix="kdmark-bench-"))
     try:
-        return _bench(model_path, data, split, vs_dlib, runs, max_faces, int8, work, heldout, vs, detector, tta)
+        return _bench(model_path, data, split, runs, max_faces, int8, work, heldout, vs, detector, tta)
     finally:
         if workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _bench(model_path: str | Path, data: str | Path | None, split: str | None, vs_dlib: bool, runs: int,
-           max_faces: int, int8: bool, work: Path, heldout: float | None, vs: tuple[str, ...],
-           detector: str = "blazeface", tta: str = "none") -> BenchReport:
+def _bench(model_path: str | Path, data: str | Path | None, split: str | None, runs: int, max_faces: int,
+           int8: bool, work: Path, heldout: float | None, vs: tuple[str, ...], detector: str,
+           tta: str) -> BenchReport:
     """Measure a checkpoint: params, MACs, sizes, latency p50/p90 (batch 1, one thread and all threads) for
     PyTorch eager, ONNX Runtime FP32 and INT8; accuracy per backend on ``data`` (or, with ``heldout``, on the
     faces kdmark's fixed validation split holds out of it); and dlib alongside."""
@@ -169,7 +170,7 @@ def _bench(model_path: str | Path, data: str | Path | None, split: str | None, v
     from kdmark.metrics import score_samples
     from kdmark.schemes import get_scheme, with_tta
 
-    vs = tuple(dict.fromkeys((*vs, "dlib") if vs_dlib else vs))
+    vs = tuple(dict.fromkeys(vs))
     unknown = [p for p in vs if p not in PEERS]
     if unknown:
         raise DatasetError("--vs", f"{unknown[0]!r} is not a peer kdmark runs; choose from {', '.join(PEERS)}")

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from kdmark.checkpoint import load_checkpoint
+from kdmark.config import ExportConfig
 from kdmark.errors import ExportError
 from kdmark.io import atomic_write, remove_stale_temporaries
 from kdmark.models.landmark_net import LandmarkNet
@@ -84,8 +85,8 @@ def _clean_after_kills(*paths: Path) -> None:
         remove_stale_temporaries(path.parent, [path.name] + [f"{path.name}-{s}" for s in _STAGES])
 
 
-def export_onnx(model: LandmarkNet | str | Path, path: str | Path, opset: int = 17,
-                tolerance: float = 0.01) -> ExportResult:
+def export_onnx(model: LandmarkNet | str | Path, path: str | Path, opset: int = ExportConfig.opset,
+                tolerance: float = ExportConfig.tolerance) -> ExportResult:
     """Export a model (or checkpoint path) to ONNX and check it against PyTorch on random inputs.
 
     The export fails when the network's raw output differs by more than 1e-4 of its range, or when the 99th
@@ -193,8 +194,9 @@ def _decoding_nodes(path: Path) -> list[str]:
     return [n.name for n in nodes[last_conv + 1:]]
 
 
-def export_onnx_int8(model, path: str | Path, calibration: str | Path, faces: int = 128, opset: int = 17,
-                     tolerance: float = 0.01) -> tuple[ExportResult, str]:
+def export_onnx_int8(model, path: str | Path, calibration: str | Path, faces: int = ExportConfig.calibration_faces,
+                     opset: int = ExportConfig.opset,
+                     tolerance: float = ExportConfig.tolerance) -> tuple[ExportResult, str]:
     """FP32 ONNX at ``path`` and INT8 beside it (``NAME.int8.onnx``), calibrated on ``faces`` real faces of the
     dataset ``calibration``; returns the FP32 result and a line on the accuracy INT8 costs on those faces.
 

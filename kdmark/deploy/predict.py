@@ -18,6 +18,7 @@ import numpy as np
 
 from kdmark import zoo
 from kdmark.card import crop_margin, is_onnx
+from kdmark.config import PredictConfig
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, box_square, crop_matrix, invert_affine, warp_image
 from kdmark.deploy.detectors import best_match, make_detector
@@ -164,7 +165,7 @@ class Predictor:
     """
 
     def __init__(self, model=zoo.DEFAULT, backend: str = "auto", threads: int | None = None,
-                 margin: float | None = None, batch_size: int = 32, detector=None,
+                 margin: float | None = None, batch_size: int = PredictConfig.batch_size, detector=None,
                  detector_threshold: float | None = None, min_face: float = 0.0, tta: str = "none",
                  precision: str = "auto"):
         from kdmark.model import load_model

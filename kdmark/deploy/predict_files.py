@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from kdmark.config import PredictConfig
 from kdmark.data.images import frame_count, load_image
 from kdmark.data.readers._common import UNREAD_IMAGE_SUFFIXES, is_image_file
 from kdmark.data.records import DatasetError
@@ -181,9 +182,11 @@ def model_and_inputs(inputs: list[str], model: str | None = None) -> tuple[str, 
 
 
 def predict_files(inputs: list[str], model: str | None = None, boxes: str | None = None, json_out: str | None = None,
-                  draw: str | None = None, backend: str = "auto", batch_size: int = 32, smooth: bool = True,
-                  max_frames: int = 300, detector: str = "blazeface", detector_threshold: float | None = None,
-                  min_face: float = 0.0, tta: str = "none", precision: str = "auto") -> int:
+                  draw: str | None = None, backend: str = PredictConfig.backend,
+                  batch_size: int = PredictConfig.batch_size, smooth: bool = PredictConfig.smooth,
+                  max_frames: int = PredictConfig.max_frames, detector: str = PredictConfig.detector,
+                  detector_threshold: float | None = None, min_face: float = PredictConfig.min_face,
+                  tta: str = PredictConfig.tta, precision: str = PredictConfig.precision) -> int:
     """``kdmark predict``: landmarks for images, folders, videos and cameras (``inputs``, optionally led by a model,
     see :func:`model_and_inputs`); results as JSON (``json_out``, ``-`` for stdout) or a summary, drawings in
     ``draw``. One bad input is one error line; returns the exit status (1 when any input failed)."""

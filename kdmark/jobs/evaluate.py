@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kdmark.config import EvalConfig
 from kdmark.data.dataset import LandmarkDataset
 from kdmark.data.records import Sample
 from kdmark.data.transforms import apply_affine
@@ -41,9 +42,10 @@ def _per_image_csv(samples: list[Sample], per_image: np.ndarray, scores: np.ndar
 
 
 def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = None, out_dir: str | Path | None = None,
-             normaliser: str | None = None, threshold: float | None = None, batch_size: int = 32,
-             use_box: bool | None = None, worst: int = 16, data_format: str = "auto",
-             progress: bool = True, heldout: float | None = None, tta: str = "none") -> EvalResult:
+             normaliser: str | None = None, threshold: float | None = None,
+             batch_size: int = EvalConfig.batch_size, use_box: bool | None = None, worst: int = EvalConfig.worst,
+             data_format: str = EvalConfig.format, progress: bool = True, heldout: float | None = None,
+             tta: str = EvalConfig.tta) -> EvalResult:
     """Score a checkpoint on a dataset and write ``metrics.json``, ``per_image.csv``, ``ced.png``, ``worst.png``.
 
     The dataset must use the checkpoint's landmark scheme; the crop follows the training config (landmark box
@@ -65,9 +67,10 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = None,
 
 
 def evaluate_samples(checkpoint: str | Path, samples: list[Sample], out_dir: str | Path,
-                     normaliser: str | None = None, threshold: float | None = None, batch_size: int = 32,
-                     use_box: bool | None = None, worst: int = 16, progress: bool = False,
-                     source: str = "", tta: str = "none") -> EvalResult:
+                     normaliser: str | None = None, threshold: float | None = None,
+                     batch_size: int = EvalConfig.batch_size, use_box: bool | None = None,
+                     worst: int = EvalConfig.worst, progress: bool = False, source: str = "",
+                     tta: str = EvalConfig.tta) -> EvalResult:
     """:func:`evaluate` on a list of samples (e.g. a run's fixed validation split)."""
     from kdmark.data.records import DatasetError
 
