@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import yaml
 
+from kdmark.errors import ConfigError
+
 CROP_MARGIN = 0.15  # crop = landmark box enlarged by this share of its longer side per side (kdmark.card.crop_margin)
 
 __all__ = [
@@ -48,10 +50,6 @@ __all__ = [
     "to_dict",
     "dump_config",
 ]
-
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the schema; the message says where and what."""
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,34 @@
-"""Every error kdmark raises about a user's data, models, settings or machine, in one torch-free module: the CLI
-turns each into one line on stderr (exit status 2) without importing torch, timm or the modules that raise them."""
+"""Every error kdmark raises about a user's data, models, settings or machine, defined here, in one torch-free module
+that imports nothing of kdmark: the CLI turns each into one line on stderr (exit status 2) without importing torch,
+timm or the modules that raise them. (``kdmark.config``, ``kdmark.schemes``, ``kdmark.metrics`` and
+``kdmark.data.records`` re-export the ones they raise, for older imports.)"""
 
 from __future__ import annotations
 
-from kdmark.config import ConfigError
-from kdmark.data.records import DatasetError
-from kdmark.metrics import MetricError
-from kdmark.schemes import SchemeError
+from pathlib import Path
 
 __all__ = ["ConfigError", "DatasetError", "MetricError", "SchemeError", "CheckpointError", "BackboneError",
            "TrainingError", "ExportError", "DetectorError", "TeacherError", "OutputError", "USER_ERRORS"]
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema; the message says where and what."""
+
+
+class DatasetError(ValueError):
+    """Bad input data. ``str(err)`` is one line that names the file and the problem."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{path}: {problem}")
+
+
+class SchemeError(ValueError):
+    """A landmark scheme name, point count or conversion that kdmark does not know."""
+
+
+class MetricError(ValueError):
+    """A metric that cannot be computed, e.g. a zero normaliser; the message names the image."""
 
 
 class CheckpointError(ValueError):

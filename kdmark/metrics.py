@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.integrate import simpson
 
+from kdmark.errors import MetricError
 from kdmark.io import save_figure
 from kdmark.schemes import LandmarkScheme, get_scheme
 
@@ -35,10 +36,6 @@ __all__ = [
     "compute_metrics",
     "plot_ced",
 ]
-
-
-class MetricError(ValueError):
-    """A metric that cannot be computed, e.g. a zero normaliser; the message names the image."""
 
 
 def normaliser_distances(

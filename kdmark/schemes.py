@@ -18,6 +18,8 @@ from typing import Literal
 
 import numpy as np
 
+from kdmark.errors import SchemeError
+
 __all__ = [
     "LandmarkScheme",
     "Normaliser",
@@ -34,10 +36,6 @@ __all__ = [
     "with_tta",
     "TTA",
 ]
-
-
-class SchemeError(ValueError):
-    """A landmark scheme name, point count or conversion that kdmark does not know."""
 
 
 @dataclass(frozen=True)

@@ -373,7 +373,7 @@ def _photo(path, seed, size=(80, 100)):
 
 
 def test_item4_two_photos_under_one_name_are_refused(tmp_path):
-    from kdmark.data.records import DatasetError
+    from kdmark.errors import DatasetError
 
     a, b = _photo(tmp_path / "A" / "face.jpg", 0), _photo(tmp_path / "B" / "face.jpg", 1, (120, 90))
     with pytest.raises(DatasetError) as err:
@@ -385,7 +385,7 @@ def test_item4_two_photos_under_one_name_are_refused(tmp_path):
 
 
 def test_item4_a_resume_with_another_photo_under_a_labelled_name_is_refused(tmp_path):
-    from kdmark.data.records import DatasetError
+    from kdmark.errors import DatasetError
 
     a, b = _photo(tmp_path / "A" / "face.jpg", 0), _photo(tmp_path / "B" / "face.jpg", 1, (120, 90))
     _label([a], tmp_path / "L")

@@ -19,7 +19,7 @@ from kdmark.data.pseudo import (
     read_pseudo,
     teacher_weights,
 )
-from kdmark.data.records import DatasetError
+from kdmark.errors import DatasetError
 
 
 def _shape(seed=0):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kdmark.data.pts import read_pts, write_pts
-from kdmark.data.records import DatasetError
+from kdmark.errors import DatasetError
 
 BODY = "611.284152 272.773913\n607.899810 304.319120\n613.094672 339.255590\n"
 EXPECTED = np.array([[610.284152, 271.773913], [606.899810, 303.319120], [612.094672, 338.255590]])

@@ -127,9 +127,8 @@ def test_unlabelled_faces_join_training_and_only_the_distillation_terms_see_them
 
 
 def test_distill_on_unlabelled_faces_end_to_end_and_its_refusals(w300_root, tiny_checkpoint, tmp_path):
-    from kdmark.data.records import DatasetError
     from kdmark.engine.setup import build_data
-    from kdmark.errors import TrainingError
+    from kdmark.errors import DatasetError, TrainingError
     from kdmark.jobs.train import add_unlabelled
 
     cfg, faces = _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path)

@@ -175,7 +175,7 @@ class LandmarkDataset(TorchDataset):
         ``skip_bad`` is dropped from the dataset; returns the skipped faces' one-line problems."""
         from tqdm.auto import tqdm
 
-        from kdmark.data.records import DatasetError
+        from kdmark.errors import DatasetError
 
         bad, problems = [], []
         bar = tqdm(range(len(self)), desc="caching faces", unit="face", disable=None if progress else True, leave=False)

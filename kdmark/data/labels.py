@@ -33,7 +33,7 @@ def read_label_records(folder: str | Path) -> list[dict]:
 def read_confidences(root: str | Path) -> dict[str, np.ndarray]:
     """Per-point confidences of a labelled folder: ``.pts`` path (relative to ``root``) -> (K,) array of finite
     numbers in [0, 1]; anything else is one ``DatasetError`` naming the labels file and the face."""
-    from kdmark.data.records import DatasetError
+    from kdmark.errors import DatasetError
 
     conf = {}
     for f, rec in _records(root):

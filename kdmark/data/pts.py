@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdmark.data.records import DatasetError
+from kdmark.errors import DatasetError
 from kdmark.io import atomic_write_text
 
 __all__ = ["read_pts", "write_pts"]

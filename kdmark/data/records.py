@@ -14,17 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kdmark.errors import DatasetError
 from kdmark.schemes import LandmarkScheme
 
 __all__ = ["Sample", "Dataset", "DatasetError", "Problem", "ImageRef"]
-
-
-class DatasetError(ValueError):
-    """Bad input data. ``str(err)`` is one line that names the file and the problem."""
-
-    def __init__(self, path: str | Path, problem: str):
-        self.path, self.problem = str(path), problem
-        super().__init__(f"{path}: {problem}")
 
 
 @dataclass(frozen=True)

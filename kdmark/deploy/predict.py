@@ -365,7 +365,7 @@ def predict_video(predictor: Predictor, path: str | Path, redetect_every: int = 
     import cv2
     from tqdm.auto import tqdm
 
-    from kdmark.data.records import DatasetError
+    from kdmark.errors import DatasetError
 
     camera = isinstance(path, int)  # a camera index (0: the first webcam)
     cap = cv2.VideoCapture(path if camera else str(path))

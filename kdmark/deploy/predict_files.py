@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 from kdmark.config import PredictConfig
 from kdmark.data.images import frame_count, load_image
 from kdmark.data.readers._common import UNREAD_IMAGE_SUFFIXES, is_image_file
-from kdmark.data.records import DatasetError
 from kdmark.deploy.predict import Predictor, check_boxes, predict_video
 from kdmark.drawing import draw as kdmark_draw
+from kdmark.errors import DatasetError
 from kdmark.io import atomic_write, atomic_write_json
 
 __all__ = ["predict_files", "model_and_inputs", "camera_index", "drawing_suffix"]

@@ -72,7 +72,7 @@ def evaluate_samples(checkpoint: str | Path, samples: list[Sample], out_dir: str
                      worst: int = EvalConfig.worst, progress: bool = False, source: str = "",
                      tta: str = EvalConfig.tta) -> EvalResult:
     """:func:`evaluate` on a list of samples (e.g. a run's fixed validation split)."""
-    from kdmark.data.records import DatasetError
+    from kdmark.errors import DatasetError
 
     model = load_model(checkpoint)  # a zoo name, a .ckpt or an exported .onnx (kdmark.Model)
     card = model.card

@@ -9,12 +9,11 @@ import numpy as np
 import torch
 
 from kdmark.config import DistillConfig, TrainConfig
-from kdmark.data.records import DatasetError
 from kdmark.engine.loop import fit
 from kdmark.engine.setup import Data, RunResult, cache_faces, claim_run, prepare, readable_samples
 from kdmark.engine.tasks import DistillTask, Teacher, build_task, supervised_losses
 from kdmark.engine.teacher_cache import cache_teachers
-from kdmark.errors import TrainingError
+from kdmark.errors import DatasetError, TrainingError
 from kdmark.kd_losses import FeatureAlignedKD, FeatureSimilarityKD, HeatmapKD, KDLoss, PooledFeatureKD
 from kdmark.models.landmark_net import LandmarkNet
 

@@ -26,8 +26,7 @@ import numpy as np
 
 from kdmark.data.labels import read_label_records
 from kdmark.data.readers._common import IMAGE_SUFFIXES, is_image_file
-from kdmark.data.records import DatasetError
-from kdmark.errors import OutputError
+from kdmark.errors import DatasetError, OutputError
 from kdmark.io import lock_folder, refuse_overwriting_inputs, unlock_folder
 from kdmark.teachers import TeacherError, fuse, make_landmarker, teacher_accuracy, weights_from_accuracy
 
