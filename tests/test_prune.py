@@ -170,3 +170,14 @@ def test_prune_claims_its_folders_like_a_training_run(small_300w, tmp_path, caps
     assert len(err) == 1 and "holds an earlier prune" in err[0] and "overwrite=true" in err[0]
     assert (out / "pruned.ckpt").read_bytes() == first
     assert main([*args, "overwrite=true", "finetune_epochs=0"]) == 0
+
+
+def test_the_report_shows_every_thread_count_measured():
+    """Issue "Architecture": prune's report named a 2-thread column, which vanished on a 4- or 16-core machine."""
+    from kdmark.jobs.prune import PruneResult, format_report
+
+    before = {"params": 10, "macs": 20, "size_bytes": 30, "latency_ms_1t": 2.0, "latency_ms_16t": 0.5,
+              "val_nme": 0.05}
+    lines = format_report(PruneResult(None, before, {k: v / 2 for k, v in before.items()}, {}))
+    assert [ln.split()[0] for ln in lines[1:]] == ["params", "macs", "size_bytes", "latency_ms_1t", "latency_ms_16t",
+                                                  "val_nme"]

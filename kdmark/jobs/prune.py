@@ -162,8 +162,10 @@ def _taylor_loss(model, data):
 
 def format_report(result: PruneResult) -> list[str]:
     rows = [("", "before", "after", "ratio")]
-    for key, fmt in (("params", "{:,}"), ("macs", "{:,}"), ("size_bytes", "{:,}"), ("latency_ms_1t", "{:.2f}"),
-                     ("latency_ms_2t", "{:.2f}"), ("val_nme", "{:.4%}")):
+    latency = sorted((k for k in result.before if k.startswith("latency_ms_")),  # one per thread count measured
+                     key=lambda k: int(k.removeprefix("latency_ms_").removesuffix("t")))
+    for key, fmt in (("params", "{:,}"), ("macs", "{:,}"), ("size_bytes", "{:,}"),
+                     *((k, "{:.2f}") for k in latency), ("val_nme", "{:.4%}")):
         if key not in result.before:
             continue
         b, a = result.before[key], result.after[key]
