@@ -106,7 +106,7 @@ class ActiveShapeModel:
             out.append((mean - step, mean, mean + step))
         return out
 
-    def plot_modes(self, path, count: int = 3, sides: str | None = None) -> None:
+    def plot_modes(self, path, count: int = 3) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -138,7 +138,7 @@ def write_soft_landmarks(ds, out: str | Path, variance: float = 0.9, procrustes:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = [atomic_write_json(out / "soft_landmarks.json", {s.key: np.round(p, 4).tolist() for s, p in zip(ds, soft)})]
-    asm.plot_modes(out / "modes.png", sides=ds.scheme.sides)
+    asm.plot_modes(out / "modes.png")
     files.append(out / "modes.png")
     return {"faces": len(ds), "modes": asm.num_modes, "moved_px": float(np.linalg.norm(soft - shapes, axis=-1).mean()),
             "files": files}

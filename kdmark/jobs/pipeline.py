@@ -83,15 +83,15 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[Pipeline
     return cfg, path.parent
 
 
-def _resolve_refs(value: Any, run_dir: Path, done: dict[str, Path]) -> Any:
+def _resolve_refs(value: Any, done: dict[str, Path]) -> Any:
     if isinstance(value, str) and value.startswith("@"):
         if value[1:] not in done:
             raise ConfigError(f"{value!r} refers to no earlier stage (known: {', '.join(done) or 'none'})")
         return str(done[value[1:]])
     if isinstance(value, list | tuple):
-        return [_resolve_refs(v, run_dir, done) for v in value]
+        return [_resolve_refs(v, done) for v in value]
     if isinstance(value, dict):
-        return {k: _resolve_refs(v, run_dir, done) for k, v in value.items()}
+        return {k: _resolve_refs(v, done) for k, v in value.items()}
     return value
 
 
@@ -101,7 +101,7 @@ def _stage_config(stage: StageConfig, pipeline: PipelineConfig, base: Path, stag
     recipe = None
     if stage.recipe:  # beside the pipeline file, or one kdmark ships (recipes/NAME.yaml)
         recipe = base / stage.recipe if (base / stage.recipe).exists() else shipped(stage.recipe)
-    settings = _resolve_refs({**pipeline.set, **stage.set}, stage_dir, done)
+    settings = _resolve_refs({**pipeline.set, **stage.set}, done)
     overrides = flatten_overrides(settings) + [f"out_dir={stage_dir}"]
     return load_config(cls, recipe, overrides)
 
@@ -109,9 +109,9 @@ def _stage_config(stage: StageConfig, pipeline: PipelineConfig, base: Path, stag
 def _prune_config(stage: StageConfig, pipeline: PipelineConfig, stage_dir: Path, done: dict[str, Path]):
     from kdmark.config import PruneConfig
 
-    model = _resolve_refs(stage.model, stage_dir, done)
-    settings = _resolve_refs(dict(stage.set), stage_dir, done)
-    train = flatten_overrides(_resolve_refs(pipeline.set, stage_dir, done), "train.")
+    model = _resolve_refs(stage.model, done)
+    settings = _resolve_refs(dict(stage.set), done)
+    train = flatten_overrides(_resolve_refs(pipeline.set, done), "train.")
     return load_config(PruneConfig, None, [f"checkpoint={model}", f"out_dir={stage_dir}",
                                            *flatten_overrides(settings), *train])
 
@@ -184,8 +184,8 @@ def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> d
             cfg = _prune_config(stage, pipeline, stage_dir, done)
             spec = to_dict(cfg)
         else:
-            spec = {"verb": stage.verb, "models": list(_resolve_refs(stage.models, stage_dir, done)),
-                    "model": _resolve_refs(stage.model, stage_dir, done), "set": pipeline.set}
+            spec = {"verb": stage.verb, "models": list(_resolve_refs(stage.models, done)),
+                    "model": _resolve_refs(stage.model, done), "set": pipeline.set}
         stamp = _faces_stamp(cfg.data.root if stage.verb in ("train", "distill") else pipeline.set.get("data.root"))
         fingerprint = _fingerprint(spec if stamp is None else {**spec, "synthetic_faces": stamp})
         if marker.is_file():

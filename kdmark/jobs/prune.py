@@ -119,10 +119,10 @@ def _prune(cfg: PruneConfig, source: Path, model, dcfg: DistillConfig, run, out:
     order = list(reversed(layers))  # the top layer first
     if cfg.schedule == "global":  # every layer scored on the unpruned network, then all pruned together
         all_scores = {layer.name: score_layer(model, graph, layer, cfg.importance, images,
-                                              _taylor_loss(model, data)) for layer in order}
+                                              _taylor_loss(data)) for layer in order}
     for k, layer in enumerate(order):
         scores = all_scores[layer.name] if cfg.schedule == "global" else score_layer(
-            model, graph, layer, cfg.importance, images, _taylor_loss(model, data))
+            model, graph, layer, cfg.importance, images, _taylor_loss(data))
         removed[layer.name] = prune_layer(graph, layer, cfg.ratio, scores)
         model.channel_spec = spec()
         if cfg.schedule == "layerwise" and removed[layer.name]:
@@ -149,7 +149,7 @@ def _last_channels(model, size: int) -> int:
         model.train(was)
 
 
-def _taylor_loss(model, data):
+def _taylor_loss(data):
     """A loss on a few training faces, for Taylor importance (which needs gradients)."""
     def loss(m):
         from kdmark.engine.tasks import SupervisedTask
