@@ -156,8 +156,8 @@ def test_a_face_on_a_tile_border_at_the_photos_edge_is_kept():
     assert bf.inside_tile(np.array([210, 10, 299.9, 99.9]), 200, 0, 100, 300, 100)
 
 
-def test_the_web_page_tiles_like_python(tmp_path):
-    """kdmark.js's tile grid and border rule, run in Node, give Python's squares on photos of every shape."""
+def _node(tmp_path, start: str, end: str, tail: str) -> list[str]:
+    """stdout lines of kdmark.js's code from ``start`` up to ``end``, followed by ``tail``, run in Node."""
     import shutil
     import subprocess
 
@@ -165,17 +165,22 @@ def test_the_web_page_tiles_like_python(tmp_path):
     if node is None:
         pytest.skip("node not found")
     source = (Path(bf.__file__).parents[1] / "web" / "kdmark.js").read_text()
-    code = source[source.index("function starts("):source.index("class Detector {")]
+    script = tmp_path / "probe.js"
+    script.write_text(source[source.index(start):source.index(end)] + tail)
+    return subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout.splitlines()
+
+
+def test_the_web_page_tiles_like_python(tmp_path):
+    """kdmark.js's tile grid and border rule, run in Node, give Python's squares on photos of every shape."""
     sizes = [(2048, 1536), (480, 640), (500, 420), (384, 300), (385, 385), (250, 250), (3000, 300), (300, 3000),
              (1000, 400), (1920, 1080)]
     cfg = {"tile_min_side": bf.TILE_MIN_SIDE, "tile_max_aspect": bf.TILE_MAX_ASPECT,
            "tile_overlap": bf.TILE_OVERLAP}
-    script = tmp_path / "tiles.js"
-    script.write_text(code + f"\nconst c = {json.dumps(cfg)};\nconsole.log(JSON.stringify({json.dumps(sizes)}.map("
-                      "([w, h]) => [1, 2].map((k) => tileGrid(w, h, k, c)))));\n"
-                      "console.log(JSON.stringify([insideTile([0.5, 0.5, 50, 50], 0, 0, 100, 300, 100, 0.02), "
-                      "insideTile([60, 10, 99.5, 50], 0, 0, 100, 300, 100, 0.02)]));\n")
-    out = subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout.splitlines()
+    out = _node(tmp_path, "function starts(", "class Detector {",
+                f"\nconst c = {json.dumps(cfg)};\nconsole.log(JSON.stringify({json.dumps(sizes)}.map("
+                "([w, h]) => [1, 2].map((k) => tileGrid(w, h, k, c)))));\n"
+                "console.log(JSON.stringify([insideTile([0.5, 0.5, 50, 50], 0, 0, 100, 300, 100, 0.02), "
+                "insideTile([60, 10, 99.5, 50], 0, 0, 100, 300, 100, 0.02)]));\n")
     js = json.loads(out[0])
     for (w, h), got in zip(sizes, js):
         for k, squares in zip((1, 2), got):
@@ -185,21 +190,13 @@ def test_the_web_page_tiles_like_python(tmp_path):
 
 def test_the_web_page_picks_the_input_size_and_anchors_like_python(tmp_path):
     """kdmark.js's whole-photo input side and its anchor grids (96 and 128 px), run in Node, are Python's."""
-    import shutil
-    import subprocess
-
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node not found")
-    source = (Path(bf.__file__).parents[1] / "web" / "kdmark.js").read_text()
-    code = source[source.index("const DET = 128;"):source.index("function iou(")]
     sizes = [(150, 100), (160, 160), (161, 100), (100, 161), (2048, 1536)]
     cfg = {"small_input": bf.SMALL_INPUT, "small_max_side": bf.SMALL_MAX_SIDE}
-    script = tmp_path / "anchors.js"
-    script.write_text(code + f"\nconst c = {json.dumps(cfg)};\nconsole.log(JSON.stringify({{sizes: "
-                      f"{json.dumps(sizes)}.map(([w, h]) => detInput(w, h, c)), a96: anchors(96), a128: anchors(128), "
-                      "m: letterboxMatrix(150, 100, 96)}));\n")
-    js = json.loads(subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout)
+    out = _node(tmp_path, "const DET = 128;", "function iou(",
+                f"\nconst c = {json.dumps(cfg)};\nconsole.log(JSON.stringify({{sizes: "
+                f"{json.dumps(sizes)}.map(([w, h]) => detInput(w, h, c)), a96: anchors(96), a128: anchors(128), "
+                "m: letterboxMatrix(150, 100, 96)}));\n")
+    js = json.loads(out[0])
     assert js["sizes"] == [bf.input_size(w, h) for w, h in sizes]
     assert np.allclose(js["a96"], bf.anchors(96)) and np.allclose(js["a128"], bf.anchors(128))
     assert np.allclose(np.reshape(js["m"], (2, 3)), bf.letterbox_matrix(150, 100, 96))
