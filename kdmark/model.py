@@ -25,7 +25,7 @@ import numpy as np
 from kdmark.card import IMAGENET_MEAN, IMAGENET_STD, check_card, crop_margin, is_onnx
 from kdmark.errors import CheckpointError
 
-__all__ = ["ModelCard", "Model", "load_model", "model_kind", "BACKENDS"]
+__all__ = ["ModelCard", "Model", "load_model", "model_kind", "onnx_file", "shipped_onnx", "BACKENDS"]
 
 BACKENDS = ("auto", "torch", "onnx")
 
@@ -171,6 +171,32 @@ def model_kind(spec) -> str:
     return "onnx" if is_onnx(spec) else "checkpoint"
 
 
+def shipped_onnx(entry, precision: str) -> Path | None:
+    """The shipped ONNX file of a zoo model (``kdmark.zoo.ZooModel``) at ``precision`` ("auto":
+    :func:`kdmark.runtime.pick_precision`), or None where it ships none."""
+    from kdmark.runtime import pick_precision
+
+    return entry.int8 if pick_precision(precision, entry.int8 is not None) == "int8" else entry.onnx
+
+
+def onnx_file(spec, folder: str | Path, precision: str = "fp32") -> Path:
+    """The ONNX file of a zoo name (its shipped file at ``precision``), of an ``.onnx`` path (itself), or of a
+    checkpoint (exported into ``folder``, parity-checked; torch is imported for this case only)."""
+    from kdmark import zoo
+
+    kind = model_kind(spec)
+    if kind == "zoo":
+        entry = zoo.get(spec)
+        spec = shipped_onnx(entry, precision) or entry.checkpoint
+        kind = model_kind(spec)
+    path = Path(spec)
+    if kind == "onnx":
+        return path
+    from kdmark.deploy.export import export_onnx
+
+    return export_onnx(path, Path(folder) / (path.stem + ".onnx")).path
+
+
 def load_model(spec, backend: str = "auto", precision: str = "auto", threads: int | None = None) -> Model:
     """The model ``spec`` names: a zoo model's name (its shipped ONNX file, FP32 or INT8 by ``precision``, unless
     ``backend="torch"`` asks for its checkpoint), a ``.ckpt`` (PyTorch; ``backend="onnx"`` exports it to a
@@ -179,7 +205,7 @@ def load_model(spec, backend: str = "auto", precision: str = "auto", threads: in
     inference (None: the library default). Every failure is one ``CheckpointError`` line naming the file."""
     from kdmark import zoo
     from kdmark.errors import ConfigError
-    from kdmark.runtime import check_precision, pick_precision
+    from kdmark.runtime import check_precision
 
     check_precision(precision)
     if backend not in BACKENDS:
@@ -187,39 +213,35 @@ def load_model(spec, backend: str = "auto", precision: str = "auto", threads: in
     kind = model_kind(spec)
     if kind == "net":
         return spec if isinstance(spec, Model) else _torch(spec, None, None, threads)
-    if kind == "zoo":
+    about = None
+    if kind == "zoo":  # its shipped ONNX file, or its checkpoint (backend="torch", or no ONNX file ships)
         entry = zoo.get(spec)
         about = {"zoo": entry.name, **{k: entry.info[k] for k in _ZOO_PROVENANCE if k in entry.info}}
-        model = None
-        if backend != "torch":
-            onnx = entry.int8 if pick_precision(precision, entry.int8 is not None) == "int8" else entry.onnx
-            if onnx is not None:
-                model = _onnx(Path(onnx), threads)
-        if model is None:
-            from kdmark.checkpoint import load_checkpoint
-
-            net, payload = load_checkpoint(entry.checkpoint)
-            model = _torch(net, entry.checkpoint, payload, threads)
-        model.card = model.card.with_provenance(**about)
-        return model
+        shipped = shipped_onnx(entry, precision) if backend != "torch" else None
+        spec = shipped if shipped is not None else entry.checkpoint
+        kind = model_kind(spec)
     elif precision == "int8" and not str(spec).lower().endswith(".int8.onnx"):
         raise CheckpointError(f"{spec}: precision='int8' chooses a zoo model's shipped INT8 file; for this model "
                               "export one (kdmark export MODEL --int8 --calibration FACES) and run the .int8.onnx")
-    path = Path(spec)
+    model = _load_file(Path(spec), kind, backend, threads)
+    if about:
+        model.card = model.card.with_provenance(**about)
+    return model
+
+
+def _load_file(path: Path, kind: str, backend: str, threads: int | None) -> Model:
     if kind == "onnx":
         if backend == "torch":
             raise CheckpointError(f"{path}: an ONNX model runs on onnxruntime; --backend torch needs a .ckpt")
         if not path.is_file():
             raise CheckpointError(f"{path}: no such ONNX file")
         return _onnx(path, threads)
-    from kdmark.checkpoint import load_checkpoint
-
     if backend == "onnx":  # a checkpoint asked to run on onnxruntime: exported to a temporary folder, which is
         import tempfile  # gone once the session holds the model
 
-        from kdmark.deploy.export import export_onnx
-
         with tempfile.TemporaryDirectory(prefix="kdmark-") as tmp:
-            return _onnx(export_onnx(path, Path(tmp) / (path.stem + ".onnx")).path, threads, source=path)
+            return _onnx(onnx_file(path, tmp), threads, source=path)
+    from kdmark.checkpoint import load_checkpoint
+
     net, payload = load_checkpoint(path)
     return _torch(net, path, payload, threads)

@@ -112,7 +112,7 @@ def test_a_job_lets_go_of_its_folder_however_it_ends(tmp_path):
     also when training fails inside it; before, ``fit`` released a lock it had not taken, and a run that raised kept
     its folder locked for the rest of the process (a pipeline's later stages, a notebook)."""
     from kdmark.config import TrainConfig, load_config
-    from kdmark.engine.setup import claim_folder, claim_run, release_folder
+    from kdmark.engine.setup import claim_folder, claim_run
     from kdmark.errors import TrainingError
 
     cfg = load_config(TrainConfig, None, [f"out_dir={tmp_path / 'run'}"])
@@ -126,9 +126,9 @@ def test_a_job_lets_go_of_its_folder_however_it_ends(tmp_path):
         pass
     assert _lockable_by_another_process(out)
     prune = tmp_path / "prune"  # prune claims its folder through the same helper, with its own outputs
-    claim_folder(prune, "ratio: 0.5\n", ("pruned.ckpt",), "pruning", "prune")
-    release_folder(prune)
-    (prune / "pruned.ckpt").write_bytes(b"x")
-    with pytest.raises(TrainingError, match=r"holds an earlier prune \(pruned.ckpt\); overwrite=true replaces it"):
-        claim_folder(prune, "ratio: 0.5\n", ("pruned.ckpt",), "pruning", "prune")
+    with claim_folder(prune, "ratio: 0.5\n", ("pruned.ckpt",), "pruning", "prune"):
+        (prune / "pruned.ckpt").write_bytes(b"x")
+    with pytest.raises(TrainingError, match=r"holds an earlier prune \(pruned.ckpt\); overwrite=true replaces it"), \
+            claim_folder(prune, "ratio: 0.5\n", ("pruned.ckpt",), "pruning", "prune"):
+        pass
     assert _lockable_by_another_process(prune)

@@ -82,11 +82,11 @@ def test_the_small_student_ships_an_int8_file_under_1_mb():
 def test_precision_picks_the_shipped_file(monkeypatch, fast, precision, want):
     """auto runs the INT8 file only where this CPU has 8-bit dot-product instructions (where it measured faster)."""
     import kdmark.runtime
-    from kdmark.deploy.predict import _zoo_onnx
+    from kdmark.model import shipped_onnx
 
     monkeypatch.setattr(kdmark.runtime, "int8_is_fast", lambda: fast)
     entry = zoo.get("kdmark-68-s")
-    assert _zoo_onnx(entry, precision) == getattr(entry, want)
+    assert shipped_onnx(entry, precision) == getattr(entry, want)
     p = kdmark.Predictor("kdmark-68-s", precision=precision)
     assert p.card.get("precision", "fp32") == ("int8" if want == "int8" else "fp32")
 

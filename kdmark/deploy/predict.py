@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kdmark import zoo
-from kdmark.card import crop_margin, is_onnx
+from kdmark.card import crop_margin
 from kdmark.config import PredictConfig
 from kdmark.data.images import load_image
 from kdmark.data.transforms import apply_affine, box_square, crop_matrix, invert_affine, warp_image
@@ -91,29 +91,6 @@ def sample_crops(samples, card: dict, boxes: list) -> tuple[np.ndarray, list[np.
         crops.append(crop)
         back.append(invert_affine(m))
     return np.stack(crops), back
-
-
-def _zoo_onnx(entry: zoo.ZooModel, precision: str) -> Path | None:
-    """The shipped ONNX file of a zoo model at ``precision`` ("auto": :func:`kdmark.runtime.pick_precision`)."""
-    from kdmark.runtime import pick_precision
-
-    if pick_precision(precision, entry.int8 is not None) == "int8":
-        return entry.int8
-    return entry.onnx
-
-
-def onnx_file(model, folder: str | Path, precision: str = "fp32") -> Path:
-    """The ONNX file of a zoo name (its shipped file at ``precision``), of an ``.onnx`` path (itself), or of a
-    checkpoint (exported into ``folder``, parity-checked; torch is imported for this case only)."""
-    if zoo.is_zoo_name(model):
-        entry = zoo.get(model)
-        model = _zoo_onnx(entry, precision) or entry.checkpoint
-    path = Path(model)
-    if is_onnx(path):
-        return path
-    from kdmark.deploy.export import export_onnx
-
-    return export_onnx(path, Path(folder) / (path.stem + ".onnx")).path
 
 
 def check_boxes(boxes, shape: tuple, where: str = "box") -> list[np.ndarray]:

@@ -22,7 +22,7 @@ from kdmark.schemes import LandmarkScheme
 
 __all__ = ["prepare", "Prepared", "RunResult", "Data", "make_fabric", "resolve_auto", "build_data", "split_samples",
            "build_student", "cache_faces", "claim_run", "claim_folder", "check_resume", "resume_source", "MAY_CHANGE",
-           "release_folder", "readable_samples"]
+           "readable_samples"]
 
 
 @dataclass
@@ -299,13 +299,18 @@ def cache_faces(cfg: TrainConfig, data: Data, fabric) -> None:
         fabric.print(f"kdmark: skipped {line}")
 
 
+@contextlib.contextmanager
 def claim_folder(out: Path, config_text: str, outputs: tuple[str, ...], job: str, noun: str,
-                 replace: bool = False, keep_hint: str = "") -> list[Path]:
-    """The first step of every job that writes a run folder (training runs, prunes): create ``out``, lock it (a
-    second process is refused: "is JOB in this folder"), remove the temporaries a killed save left there, refuse an
-    earlier job's ``outputs`` unless ``replace`` ("holds an earlier NOUN (...); KEEP_HINT overwrite=true replaces
-    it, ..."), and save the resolved config as ``config.yaml``. Returns the temporaries removed. On refusal the lock
-    is let go again. Release it with :func:`release_folder`."""
+                 replace: bool = False, keep_hint: str = "", owner: bool = True):
+    """``with claim_folder(...) as removed:`` the first step of every job that writes a run folder (training runs,
+    prunes), for the length of the block: create ``out``, lock it (a second process is refused: "is JOB in this
+    folder"), remove the temporaries a killed save left there (``removed``), refuse an earlier job's ``outputs``
+    unless ``replace`` ("holds an earlier NOUN (...); KEEP_HINT overwrite=true replaces it, ..."), and save the
+    resolved config as ``config.yaml``. The lock is let go when the block ends, however it ends (also on refusal).
+    ``owner=False`` (a process other than rank 0) claims nothing."""
+    if not owner:
+        yield []
+        return
     out.mkdir(parents=True, exist_ok=True)
     lock_folder(out, busy=f"is {job} in this folder", instead="choose another out_dir", error=TrainingError)
     try:
@@ -315,15 +320,9 @@ def claim_folder(out: Path, config_text: str, outputs: tuple[str, ...], job: str
             raise TrainingError(f"{out}: holds an earlier {noun} ({', '.join(earlier)}); {keep_hint}overwrite=true "
                                 "replaces it, or choose another out_dir")
         atomic_write_text(out / "config.yaml", config_text)
-    except BaseException:
+        yield removed
+    finally:
         unlock_folder(out)
-        raise
-    return removed
-
-
-def release_folder(out: Path) -> None:
-    """Unlock a folder this process claimed (a killed process releases its lock by exiting; the file stays)."""
-    unlock_folder(out)
 
 
 # Settings a resumed run may change: the length of the schedule (an extended cosine stretches from the step it is
@@ -396,15 +395,12 @@ def claim_run(cfg: TrainConfig, fabric, data: Data | None = None):
     go when the block ends, however it ends: the job that takes it releases it."""
     out = Path(cfg.out_dir)
     check_resume(cfg, data)
-    if fabric.is_global_zero:
-        if cfg.resume and not (out / "last.ckpt").is_file() and not cfg.resume_from:
-            fabric.print(f"kdmark: resume=true but {out / 'last.ckpt'} does not exist: starting a new run")
-        removed = claim_folder(out, dump_config(cfg), ("best.ckpt", "last.ckpt"), "training", "run",
-                               replace=cfg.resume or cfg.overwrite, keep_hint="resume=true continues it, ")
+    rank0 = fabric.is_global_zero
+    if rank0 and cfg.resume and not (out / "last.ckpt").is_file() and not cfg.resume_from:
+        fabric.print(f"kdmark: resume=true but {out / 'last.ckpt'} does not exist: starting a new run")
+    with claim_folder(out, dump_config(cfg), ("best.ckpt", "last.ckpt"), "training", "run",
+                      replace=cfg.resume or cfg.overwrite, keep_hint="resume=true continues it, ",
+                      owner=rank0) as removed:
         for tmp in removed:
             fabric.print(f"kdmark: removed {tmp.name}, left by a save that was interrupted")
-    try:
         yield out
-    finally:
-        if fabric.is_global_zero:
-            release_folder(out)

@@ -17,7 +17,7 @@ from kdmark.checkpoint import load_checkpoint, save_checkpoint
 from kdmark.config import DistillConfig, PruneConfig, dump_config, flatten_overrides, load_config, to_dict
 from kdmark.data.dataset import LandmarkDataset
 from kdmark.engine.loop import fit, validate
-from kdmark.engine.setup import cache_faces, claim_folder, claim_run, prepare, release_folder
+from kdmark.engine.setup import cache_faces, claim_folder, claim_run, prepare
 from kdmark.engine.tasks import DistillTask, Teacher, supervised_losses
 from kdmark.io import atomic_write_json
 from kdmark.kd_losses import PooledFeatureKD
@@ -78,14 +78,9 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
     run = prepare(dcfg, model)  # the one set-up train and distill use, around the loaded checkpoint
     fabric, dcfg, data = run.fabric, run.cfg, run.data
     cache_faces(dcfg, data, fabric)
-    if fabric.is_global_zero:  # only now: a prune that fails on its inputs leaves an earlier one be
-        claim_folder(out, dump_config(cfg), ("pruned.ckpt", "prune_report.json"), "pruning", "prune",
-                     replace=cfg.overwrite)
-    try:
-        return _prune(cfg, source, model, dcfg, run, out)
-    finally:
-        if fabric.is_global_zero:
-            release_folder(out)
+    with claim_folder(out, dump_config(cfg), ("pruned.ckpt", "prune_report.json"), "pruning", "prune",
+                      replace=cfg.overwrite, owner=fabric.is_global_zero):  # only now: a prune that fails on its
+        return _prune(cfg, source, model, dcfg, run, out)  # inputs leaves an earlier one be
 
 
 def _prune(cfg: PruneConfig, source: Path, model, dcfg: DistillConfig, run, out: Path) -> PruneResult:

@@ -133,8 +133,8 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
     download is what matters most in a browser; "fp32" keeps the FP32 file)."""
     from kdmark.deploy.detectors import TO_LANDMARK_BOX
     from kdmark.deploy.detectors import blazeface as bf
-    from kdmark.deploy.predict import VIDEO_ONE_EURO, onnx_file
-    from kdmark.model import load_model, model_kind
+    from kdmark.deploy.predict import VIDEO_ONE_EURO
+    from kdmark.model import load_model, model_kind, onnx_file
 
     out = Path(out)
     earlier = _earlier_export(out)
@@ -151,7 +151,7 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
     try:
         with tempfile.TemporaryDirectory(prefix="kdmark-") as tmp:  # a checkpoint is exported here first
             if precision == "auto":
-                precision = "int8" if zoo.is_zoo_name(model) and zoo.get(model).int8 is not None else "fp32"
+                precision = "int8" if model_kind(model) == "zoo" and zoo.get(model).int8 is not None else "fp32"
             shutil.copyfile(onnx_file(model, tmp, precision), stage / "landmarks.onnx")
         card = load_model(stage / "landmarks.onnx").card  # the file the page runs, its card checked
         name = str(model) if model_kind(model) == "zoo" else Path(model).stem
