@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-__all__ = ["positive", "whole", "non_negative", "finite", "fraction", "add_data_source", "add_tta", "settings_help",
+__all__ = ["positive", "whole", "non_negative", "finite", "fraction", "add_data_source", "settings_help",
            "recipe_and_overrides"]
 
 
@@ -61,14 +61,6 @@ def add_data_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="dataset folder or annotation file (format detected)")
     p.add_argument("--format", default="auto", help="force a format instead of detecting it")
     p.add_argument("--split", default=None, help="one split, e.g. train, common, challenging, test")
-
-
-def add_tta(p: argparse.ArgumentParser) -> None:
-    """``--tta`` for every verb that runs a model on faces (one help text, one set of choices)."""
-    from kdmark.schemes import TTA
-
-    p.add_argument("--tta", default="none", choices=TTA,
-                   help="test-time augmentation: flip also runs the mirrored face and averages (2x the model time)")
 
 
 def recipe_and_overrides(recipe: str | None, overrides: list[str]) -> tuple[str | None, list[str]]:

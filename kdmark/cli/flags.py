@@ -109,6 +109,4 @@ def config_from_args(args: argparse.Namespace, cls=None):
         except (argparse.ArgumentTypeError, ValueError) as err:
             raise ConfigError(f"command line: {key}={raw}: {err}") from None
         data[key] = value
-    if isinstance(data.get("inputs"), list):
-        data["inputs"] = tuple(data["inputs"])
-    return from_dict(cls, data, where="")
+    return from_dict(cls, data, where="")  # coerces lists to the schema's tuples
