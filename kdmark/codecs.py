@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["RegressionCodec", "HeatmapCodec", "JointCodec", "create_codec"]
+__all__ = ["RegressionCodec", "HeatmapCodec", "OffsetCodec", "JointCodec", "create_codec"]
 
 
 class RegressionCodec:
@@ -110,6 +110,49 @@ def decode_heatmaps(heatmaps: torch.Tensor, spread: bool = False) -> tuple[torch
     return uv, scores
 
 
+class OffsetCodec(HeatmapCodec):
+    """Points <-> Gaussian heatmaps plus offset maps (PIPNet): ``offsets`` (2K, H, W) hold, at the cells within
+    ``radius`` cells of a point's nearest cell, the point's (u, v) minus the cell's (x maps first, then y), and
+    ``offset_weights`` (K, H, W) mark those cells (times the point's visibility). Decoding takes the argmax cell of
+    each heatmap and adds the offsets read there: exact at any grid, where the Taylor step of :class:`HeatmapCodec`
+    is exact only for a Gaussian peak."""
+
+    kind = "offset"
+
+    def __init__(self, input_size: int, stride: int = 8, sigma: float = 1.0, radius: int = 1):
+        super().__init__(input_size, stride, sigma)
+        self.radius = radius
+
+    def encode(self, points: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
+        target = super().encode(points, visible)
+        uv = (np.asarray(points, np.float32) + 0.5) / self.stride - 0.5  # (K, 2) in cells
+        grid = np.arange(self.size, dtype=np.float32)
+        du = uv[:, 0, None] - grid[None, :]  # (K, W): the point's u minus each column's
+        dv = uv[:, 1, None] - grid[None, :]  # (K, H)
+        k = len(uv)
+        offsets = np.concatenate([np.broadcast_to(du[:, None, :], (k, self.size, self.size)),
+                                  np.broadcast_to(dv[:, :, None], (k, self.size, self.size))]).astype(np.float32)
+        near = ((np.abs(np.round(uv[:, 0, None]) - grid[None, :]) <= self.radius)[:, None, :]
+                & (np.abs(np.round(uv[:, 1, None]) - grid[None, :]) <= self.radius)[:, :, None])
+        weights = near.astype(np.float32) * target["weights"][:, None, None]
+        offsets = np.where(np.concatenate([near, near]), offsets, 0.0).astype(np.float32)  # no NaN far away
+        return target | {"offsets": offsets, "offset_weights": weights}
+
+    def decode(self, output: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        heatmaps, offsets = output["heatmaps"], output["offsets"]
+        k, h, w = heatmaps.shape[1:]
+        scores, idx = heatmaps.reshape(-1, k, h * w).max(dim=-1)
+        flat = offsets.reshape(-1, 2 * k, h * w)
+        off_u = flat[:, :k].gather(-1, idx.unsqueeze(-1)).squeeze(-1)
+        off_v = flat[:, k:].gather(-1, idx.unsqueeze(-1)).squeeze(-1)
+        u = (idx % w).float() + off_u.float()
+        v = torch.div(idx, w, rounding_mode="floor").float() + off_v.float()
+        return (torch.stack([u, v], dim=-1) + 0.5) * self.stride - 0.5, scores
+
+    def card(self) -> dict:
+        return super().card() | {"kind": self.kind, "radius": self.radius}
+
+
 class JointCodec:
     """Regression and heatmap targets for one joint head; ``eval_output`` chooses which output gives points."""
 
@@ -134,14 +177,16 @@ class JointCodec:
         return self.heatmap.card() | {"kind": self.kind, "eval_output": self.eval_output}
 
 
-def create_codec(card: dict) -> RegressionCodec | HeatmapCodec | JointCodec:
+def create_codec(spec: dict) -> RegressionCodec | HeatmapCodec | JointCodec:
     """Rebuild a codec from its ``card()`` (stored in every checkpoint)."""
-    kind = card["kind"]
+    kind = spec["kind"]
     if kind == "regression":
-        return RegressionCodec(card["input_size"])
+        return RegressionCodec(spec["input_size"])
     if kind == "heatmap":
-        return HeatmapCodec(card["input_size"], card["stride"], card["sigma"])
+        return HeatmapCodec(spec["input_size"], spec["stride"], spec["sigma"])
+    if kind == "offset":
+        return OffsetCodec(spec["input_size"], spec["stride"], spec["sigma"], spec["radius"])
     if kind == "joint":
-        return JointCodec(card["input_size"], card["stride"], card["sigma"], card["eval_output"])
+        return JointCodec(spec["input_size"], spec["stride"], spec["sigma"], spec["eval_output"])
     raise ValueError(f"unknown codec kind {kind!r}")
 

@@ -97,9 +97,9 @@ class DataConfig:
     extra: tuple[ExtraData, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.input_size < 32 or self.input_size % 32:
-            raise ValueError(f"input_size: must be a positive multiple of 32 (the backbone's stride), got "
-                             f"{self.input_size}")
+        if self.input_size < 32 or self.input_size % 8:
+            raise ValueError(f"input_size: must be a multiple of 8 from 32 up (the heads' coarsest heatmap stride), "
+                             f"got {self.input_size}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction: must be in [0, 1), got {self.val_fraction}")
         if self.num_workers < 0 or (self.max_samples is not None and self.max_samples < 1):
@@ -132,7 +132,7 @@ class ModelConfig:
     # false: random init; true: timm's ImageNet weights (needs the network or timm's cache); PATH: a weights file
     # saved by timm or torchvision (e.g. torchvision's mobilenet_v2-b0353104.pth for mobilenetv2_100)
     pretrained: bool | str = False
-    head: Literal["regression", "heatmap", "deconv", "joint"] = "heatmap"
+    head: Literal["regression", "heatmap", "offset", "deconv", "joint"] = "heatmap"
     hidden: tuple[int, ...] = (256,)  # regression head FC-BN-ReLU widths
     head_channels: int = 96  # heatmap / deconv head width
     heatmap_stride: int = 4
@@ -141,6 +141,7 @@ class ModelConfig:
     eval_output: Literal["regression", "heatmap"] = "heatmap"  # joint head: which output makes the points
     w_reg: float = 1.0  # joint head: LOSS = w_reg * loss_reg + w_hm * loss_hm
     w_hm: float = 1.0
+    w_off: float = 1.0  # offset head: LOSS = w_hm * loss_hm + w_off * loss_offsets
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,12 @@ class TrainConfig:
                 raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps: must be at least 1 (or null), got {self.max_steps}")
+        size, head, stride = self.data.input_size, self.model.head, self.model.heatmap_stride
+        if head == "deconv" and size % 32:
+            raise ValueError(f"data.input_size: the deconv head needs a multiple of 32 (the backbone's stride), "
+                             f"got {size}")
+        if head in ("heatmap", "offset", "joint") and size % stride:
+            raise ValueError(f"data.input_size: must be a multiple of model.heatmap_stride ({stride}), got {size}")
 
 
 @dataclass(frozen=True)

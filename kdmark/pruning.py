@@ -37,11 +37,11 @@ class PrunableLayer:
 
 
 def _graph(model: nn.Module, size: int) -> tp.DependencyGraph:
-    def first_output(out):
-        return out["heatmaps"] if "heatmaps" in out else out["coords"]
+    def outputs(out):  # every map a head emits, so each layer that reads the head's features is in the graph
+        return [out[k] for k in ("heatmaps", "coords", "offsets") if k in out]
 
     return tp.DependencyGraph().build_dependency(model, example_inputs=torch.rand(1, 3, size, size),
-                                                 output_transform=first_output)
+                                                 output_transform=outputs)
 
 
 def prunable_layers(model: nn.Module, size: int, residual: bool = False
@@ -55,7 +55,7 @@ def prunable_layers(model: nn.Module, size: int, residual: bool = False
     graph = _graph(model, size)
     model.train(was_training)
     names = {m: n for n, m in model.named_modules()}
-    k = model.card["num_points"]
+    k = model.info.num_points
     outputs = {m for m in model.head.modules()  # the layers that emit heatmaps or coordinates keep their width
                if getattr(m, "out_channels", getattr(m, "out_features", None)) in (k, 2 * k)}
     frozen = outputs if residual else set(model.head.modules())
@@ -140,7 +140,7 @@ def channel_spec(model: nn.Module, layers: list[PrunableLayer]) -> dict[str, int
 
 def apply_channel_spec(model: nn.Module, spec: dict[str, int]) -> nn.Module:
     """Slim a freshly built base model to ``spec`` (which channels go does not matter: weights are loaded next)."""
-    graph = _graph(model.eval(), model.card["input_size"])
+    graph = _graph(model.eval(), model.info.input_size)
     modules = dict(model.named_modules())
     for name, kept in spec.items():
         conv = modules[name]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdmark.codecs import HeatmapCodec, JointCodec, RegressionCodec, create_codec
+from kdmark.codecs import HeatmapCodec, JointCodec, OffsetCodec, RegressionCodec, create_codec
 
 RNG = np.random.default_rng(0)
 POINTS = RNG.uniform(10, 117, (5, 2)).astype(np.float32)  # sub-pixel points inside a 128 px input
@@ -60,3 +60,34 @@ def test_joint_codec_and_rebuild_from_card():
     np.testing.assert_allclose(pts[0].numpy(), POINTS, atol=1e-4)
     for c in (codec, RegressionCodec(96), HeatmapCodec(64, 2, 1.0)):
         assert create_codec(c.card()).card() == c.card()
+
+
+@pytest.mark.parametrize("stride, radius", [(8, 1), (4, 2), (8, 0)])
+def test_offset_round_trip_exact_at_any_grid(stride, radius):
+    """PIPNet offsets: the argmax cell plus the offsets read there give the point back exactly (float32 rounding),
+    at a coarse stride where a cell is several input pixels, for points anywhere within a cell."""
+    codec = OffsetCodec(128, stride, 1.0, radius)
+    t = codec.encode(POINTS, VISIBLE)
+    size = 128 // stride
+    assert t["offsets"].shape == (10, size, size) and t["offset_weights"].shape == (5, size, size)
+    assert t["offset_weights"].sum(axis=(1, 2)).max() <= (2 * radius + 1) ** 2
+    assert np.isfinite(t["offsets"]).all()
+    pts, scores = codec.decode(_batch(t))
+    np.testing.assert_allclose(pts[0].numpy(), POINTS, atol=1e-3)
+    assert create_codec(codec.card()).card() == codec.card()
+
+
+def test_offset_targets_hold_the_point_relative_to_each_nearby_cell():
+    """A point at input pixel (20.5, 43.5) with stride 8 is at cell ((20.5 + 0.5) / 8 - 0.5, (43.5 + 0.5) / 8 - 0.5)
+    = (2.125, 5.0): the cell (2, 5) holds (+0.125, 0), its neighbour (3, 5) holds (-0.875, 0); cells outside the
+    radius are 0 and unweighted."""
+    t = OffsetCodec(64, 8, 1.0, 1).encode(np.array([[20.5, 43.5]], np.float32), np.ones(1, np.float32))
+    off, w = t["offsets"], t["offset_weights"][0]
+    assert off[0, 5, 2] == pytest.approx(0.125) and off[1, 5, 2] == pytest.approx(0.0)
+    assert off[0, 5, 3] == pytest.approx(-0.875) and off[1, 4, 2] == pytest.approx(1.0) and w[5, 3] == 1
+    assert w.sum() == 9 and w[5, 5] == 0 and off[0, 5, 5] == 0
+
+
+def test_offset_invisible_points_carry_no_offset_weight():
+    t = OffsetCodec(64, 8).encode(POINTS[:2] / 2, np.array([1.0, 0.0], np.float32))
+    assert t["offset_weights"][1].sum() == 0 and t["offset_weights"][0].sum() == 9

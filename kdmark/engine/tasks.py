@@ -20,19 +20,20 @@ __all__ = ["SupervisedTask", "DistillTask", "Teacher", "build_task", "supervised
 
 class SupervisedTask(nn.Module):
     """Ground-truth supervision of whatever the model's head outputs:
-    ``loss = w_reg * coord_loss(coords) + w_hm * heatmap_loss(heatmaps)`` (each term only when present).
+    ``loss = w_reg * coord_loss(coords) + w_hm * heatmap_loss(heatmaps) + w_off * L1(offsets)`` (each term only
+    when present; the offsets' L1 is over the cells near each labelled point, in cells).
 
     Each loss averages over the labelled points of the batch; faces without a single labelled point (the
     ``unlabelled=`` faces of a distillation run) count as zeros in a mean over the batch's faces, so a batch of 2
     labelled and 30 unlabelled faces does not weight its 2 faces like a full batch (BENCHMARKS.md, issue 7)."""
 
     def __init__(self, model: LandmarkNet, coord_loss: nn.Module | None = None,
-                 heatmap_loss: nn.Module | None = None, w_reg: float = 1.0, w_hm: float = 1.0):
+                 heatmap_loss: nn.Module | None = None, w_reg: float = 1.0, w_hm: float = 1.0, w_off: float = 1.0):
         super().__init__()
         self.model = model
-        self.coord_loss = coord_loss or CoordLoss("wing", scale=model.card["input_size"])
+        self.coord_loss = coord_loss or CoordLoss("wing", scale=model.info.input_size)
         self.heatmap_loss = heatmap_loss or HeatmapLoss("awing")
-        self.w_reg, self.w_hm = w_reg, w_hm
+        self.w_reg, self.w_hm, self.w_off = w_reg, w_hm, w_off
 
     def supervised(self, output: dict, batch: dict) -> dict[str, torch.Tensor]:
         losses: dict[str, torch.Tensor] = {}
@@ -40,11 +41,14 @@ class SupervisedTask(nn.Module):
             losses["loss_coords"] = self.coord_loss(output["coords"], batch["coords"], batch["weights"])
         if "heatmaps" in output:
             losses["loss_heatmaps"] = self.heatmap_loss(output["heatmaps"], batch["heatmaps"], batch["weights"])
+        if "offsets" in output:
+            losses["loss_offsets"] = offset_l1(output["offsets"], batch["offsets"], batch["offset_weights"])
         labelled = (batch["weights"].flatten(1) > 0).any(dim=1)
         if not bool(labelled.all()):  # unlabelled faces (``unlabelled=``) count as zeros: a mean over all faces
             share = labelled.float().mean()
             losses = {k: v * share for k, v in losses.items()}
-        total = self.w_reg * losses.get("loss_coords", 0.0) + self.w_hm * losses.get("loss_heatmaps", 0.0)
+        total = (self.w_reg * losses.get("loss_coords", 0.0) + self.w_hm * losses.get("loss_heatmaps", 0.0)
+                 + self.w_off * losses.get("loss_offsets", 0.0))
         return {"loss": total, **losses}
 
     def forward(self, batch: dict) -> dict:
@@ -52,12 +56,20 @@ class SupervisedTask(nn.Module):
         return {**self.supervised(output, batch), "output": output}
 
 
+def offset_l1(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean absolute offset error (in cells) over the weighted cells: ``pred``/``target`` (B, 2K, H, W) with x
+    maps first, ``weights`` (B, K, H, W); zero when no cell is weighted."""
+    w = torch.cat([weights, weights], dim=1)
+    return ((pred - target).abs() * w).sum() / w.sum().clamp_min(1.0)
+
+
 def supervised_losses(cfg: TrainConfig) -> dict:
     """The supervised terms of a config, as keyword arguments of SupervisedTask (and so of DistillTask)."""
     loss = cfg.loss
     kwargs = {"w": loss.wing_w, "epsilon": loss.wing_epsilon} if loss.coords == "wing" else {}
     return {"coord_loss": CoordLoss(loss.coords, scale=cfg.data.input_size, **kwargs),
-            "heatmap_loss": HeatmapLoss(loss.heatmap), "w_reg": cfg.model.w_reg, "w_hm": cfg.model.w_hm}
+            "heatmap_loss": HeatmapLoss(loss.heatmap), "w_reg": cfg.model.w_reg, "w_hm": cfg.model.w_hm,
+            "w_off": cfg.model.w_off}
 
 
 def build_task(cfg: TrainConfig, model: LandmarkNet) -> SupervisedTask:
@@ -80,8 +92,8 @@ class Teacher(nn.Module):
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.size, self.student_size, self.heatmap_size = model.card["input_size"], student_size, heatmap_size
-        self.num_points = model.card["num_points"]
+        self.size, self.student_size, self.heatmap_size = model.info.input_size, student_size, heatmap_size
+        self.num_points = model.info.num_points
 
     def train(self, mode: bool = True) -> Teacher:  # noqa: ARG002 - a teacher never leaves eval mode
         return super().train(False)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["RegressionHead", "HeatmapHead", "DeconvHead", "JointHead"]
+__all__ = ["RegressionHead", "HeatmapHead", "OffsetHead", "DeconvHead", "JointHead"]
 
 
 def conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
@@ -62,10 +62,29 @@ class HeatmapHead(nn.Module):
             s //= 2
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
             if str(s) in self.laterals:
-                x = x + self.laterals[str(s)](features[self.strides.index(s)])
+                lateral = self.laterals[str(s)](features[self.strides.index(s)])
+                if x.shape[-2:] != lateral.shape[-2:]:  # an input that is not a multiple of 32 (e.g. 120 px)
+                    x = x[..., : lateral.shape[-2], : lateral.shape[-1]]
+                x = x + lateral
             x = stage(x)
             stage_features.append(x)
         return {"heatmaps": torch.sigmoid(self.out(x)), "head_features": stage_features}
+
+
+class OffsetHead(HeatmapHead):
+    """PIPNet-style coarse heatmap with offsets (Jin et al., IJCV 2021): the HeatmapHead's trunk, K heatmaps and a
+    1x1 conv to 2K maps that hold, at each cell near a point, the point's position relative to that cell (x then
+    y, in cells). The decoded point is the argmax cell plus its offsets, so precision does not hang on the grid:
+    a coarser stride (fewer upsampling stages) keeps sub-pixel points at fewer MACs."""
+
+    def __init__(self, channels: list[int], strides: list[int], num_points: int, width: int = 96, stride: int = 8):
+        super().__init__(channels, strides, num_points, width, stride)
+        self.offsets = nn.Conv2d(width, 2 * num_points, 1)
+
+    def forward(self, features: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = super().forward(features)
+        out["offsets"] = self.offsets(out["head_features"][-1])
+        return out
 
 
 class DeconvHead(nn.Module):
