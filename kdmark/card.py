@@ -5,17 +5,22 @@ without PyTorch)."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from kdmark.config import CROP_MARGIN
 from kdmark.errors import CheckpointError
 
-__all__ = ["check_card", "CROP_MARGIN", "crop_margin", "is_onnx", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["ModelCard", "check_card", "CROP_MARGIN", "crop_margin", "is_onnx", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation a card names when it names none (every kdmark model's)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-CODECS = ("regression", "heatmap", "joint")
+CODECS = ("regression", "heatmap", "offset", "joint")
 PRECISIONS = ("fp32", "int8")
 MAX_INPUT = 1024  # pixels a side: kdmark's models run at 64-256; a card asking for more is damaged, not ambitious
 MAX_POINTS = 1000  # the largest scheme kdmark knows has 98 points
@@ -76,14 +81,14 @@ def check_card(card, where) -> dict:
     _text(where, card, "scheme", "scheme")
     _int(where, card, "num_points", 1, MAX_POINTS)
     size = _int(where, card, "input_size", 16, MAX_INPUT)
-    for field in ("mean", "std"):
-        v = card.get(field)
+    for name in ("mean", "std"):
+        v = card.get(name)
         if v is None:
             continue
         if not isinstance(v, list) or len(v) != 3:
-            raise _bad(where, field, f"must be three numbers (R, G, B), not {v!r}")
+            raise _bad(where, name, f"must be three numbers (R, G, B), not {v!r}")
         for x in v:
-            _number(where, x, field, 1e-6 if field == "std" else -10.0, 10.0)
+            _number(where, x, name, 1e-6 if name == "std" else -10.0, 10.0)
     codec = _dict(where, card, "codec")
     kind = codec.get("kind")
     if kind not in CODECS:
@@ -95,6 +100,8 @@ def check_card(card, where) -> dict:
         if size % stride:
             raise _bad(where, "codec.stride", f"{stride} does not divide input_size {size}")
         _number(where, codec.get("sigma"), "codec.sigma", 0.05, 50.0)
+    if kind == "offset":
+        _int(where, codec, "radius", 0, 8, "codec.radius")
     model = _dict(where, card, "model")
     _text(where, model, "backbone", "model.backbone")
     _text(where, model, "head", "model.head")
@@ -106,3 +113,67 @@ def check_card(card, where) -> dict:
     if card.get("precision", "fp32") not in PRECISIONS:
         raise _bad(where, "precision", f"must be one of {', '.join(PRECISIONS)}, not {card['precision']!r}")
     return card
+
+
+# card keys the typed fields describe; every other key (``init``: the starting weights, ...) is provenance
+_DESCRIBED = {"scheme", "num_points", "input_size", "mean", "std", "codec", "model", "crop", "backbone", "head",
+              "precision"}
+
+
+@dataclass(frozen=True)
+class ModelCard(Mapping):
+    """What a model is, validated once on load (:func:`kdmark.card.check_card`: one line naming a damaged field):
+    landmark ``scheme`` and ``num_points``, ``input_size``, normalisation (``mean``/``std``, applied inside the
+    model), crop policy (``margin``, ``use_box``), architecture (``backbone``, ``head``), codec (``codec``: kind,
+    ``stride`` and ``sigma`` for heatmaps), ``precision`` of the file, and ``provenance`` (starting weights, what it
+    was made from). Read-only; ``card["input_size"]`` reads the stored form too (a copy), ``to_dict()`` gives it
+    whole (what checkpoints and ONNX metadata hold)."""
+
+    scheme: str
+    num_points: int
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    margin: float
+    use_box: bool
+    backbone: str
+    head: str
+    codec: str
+    stride: int | None
+    sigma: float | None
+    precision: str
+    provenance: dict = field(repr=False)
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def from_dict(cls, card, where) -> ModelCard:
+        if isinstance(card, ModelCard):
+            return card
+        check_card(card, where)
+        raw = copy.deepcopy(card)
+        codec, model = raw["codec"], raw["model"]
+        return cls(scheme=raw["scheme"], num_points=raw["num_points"], input_size=raw["input_size"],
+                   mean=tuple(raw.get("mean") or IMAGENET_MEAN), std=tuple(raw.get("std") or IMAGENET_STD),
+                   margin=float(crop_margin(raw)), use_box=bool((raw.get("crop") or {}).get("use_box", False)),
+                   backbone=model["backbone"], head=model["head"], codec=codec["kind"],
+                   stride=codec.get("stride"), sigma=codec.get("sigma"), precision=raw.get("precision", "fp32"),
+                   provenance={k: copy.deepcopy(v) for k, v in raw.items() if k not in _DESCRIBED}, raw=raw)
+
+    def with_provenance(self, **more) -> ModelCard:
+        """This card with more provenance (a zoo model's recipe, data and measured NME from ``models.json``)."""
+        return dataclasses.replace(self, provenance={**self.provenance, **copy.deepcopy(more)})
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(self.raw)
+
+    def __getitem__(self, key: str) -> Any:
+        return copy.deepcopy(self.raw[key])
+
+    def __iter__(self):
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __hash__(self) -> int:
+        return id(self)

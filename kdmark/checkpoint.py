@@ -16,6 +16,7 @@ from kdmark.card import check_card, is_onnx
 from kdmark.errors import CheckpointError
 from kdmark.io import atomic_write
 from kdmark.models.landmark_net import LandmarkNet, model_from_card
+from kdmark.weights import load_weights_only, why_unreadable
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointError"]
 
@@ -31,42 +32,6 @@ def save_checkpoint(path: str | Path, model: LandmarkNet, config: dict | None = 
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "channel_spec": channel_spec, "metrics": metrics or {}, "train_state": train_state}
     return atomic_write(path, lambda f: torch.save(payload, f))
-
-
-def load_weights_only(path: str | Path):
-    """``torch.load(path, weights_only=True)`` on the CPU, with torch's warnings about the file kept in (a foreign
-    pickle's protocol, say): the caller turns a failure into one line (:func:`why_unreadable`)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def why_unreadable(path: Path, err: BaseException) -> str:
-    """Why ``torch.load(path, weights_only=True)`` failed, in a few words: a pickle that asks for code (a hostile or
-    foreign file; refused, never run), a truncated archive, or the error's type."""
-    import re
-
-    found = re.search(r"GLOBAL ([\w.]+)", str(err))
-    if found:
-        return (f"it asks to load {found.group(1)}, which is code, not weights; refused, as kdmark never runs code "
-                "from a file")
-    import zipfile
-
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if not head:
-        return "empty (0 bytes)"
-    zipped = head == b"PK\x03\x04"  # a zip archive, as torch.save writes
-    if zipped and zipfile.is_zipfile(path):  # whole (its central directory reads) but not what torch.save writes
-        first = re.split(r"\.\s", (str(err).strip().splitlines() or [""])[0])[0][:100]  # its first sentence
-        return f"a zip archive, but not a whole torch.save checkpoint: {type(err).__name__}: {first}"
-    if zipped or "central directory" in str(err) or "EOF" in str(err) or isinstance(err, EOFError):
-        return "truncated (an interrupted copy or download?)"
-    if head[:1] == b"\x80":  # a pickle's protocol opcode: a bare Python pickle, as pickle.dump writes
-        return f"a Python pickle, not a torch.save checkpoint ({type(err).__name__})"
-    return type(err).__name__
 
 
 def read_checkpoint(path: str | Path) -> dict:

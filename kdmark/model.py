@@ -13,86 +13,17 @@ Torch-free for ONNX files and zoo models: PyTorch is imported only for checkpoin
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from kdmark.card import IMAGENET_MEAN, IMAGENET_STD, check_card, crop_margin, is_onnx
+from kdmark.card import ModelCard, is_onnx
 from kdmark.errors import CheckpointError
 
 __all__ = ["ModelCard", "Model", "load_model", "model_kind", "onnx_file", "shipped_onnx", "BACKENDS"]
 
 BACKENDS = ("auto", "torch", "onnx")
-
-
-# card keys the typed fields describe; every other key (``init``: the starting weights, ...) is provenance
-_DESCRIBED = {"scheme", "num_points", "input_size", "mean", "std", "codec", "model", "crop", "backbone", "head",
-              "precision"}
 _ZOO_PROVENANCE = ("summary", "recipe", "data", "note", "nme", "fr", "auc", "params", "macs")
-
-
-@dataclass(frozen=True)
-class ModelCard(Mapping):
-    """What a model is, validated once on load (:func:`kdmark.card.check_card`: one line naming a damaged field):
-    landmark ``scheme`` and ``num_points``, ``input_size``, normalisation (``mean``/``std``, applied inside the
-    model), crop policy (``margin``, ``use_box``), architecture (``backbone``, ``head``), codec (``codec``: kind,
-    ``stride`` and ``sigma`` for heatmaps), ``precision`` of the file, and ``provenance`` (starting weights, what it
-    was made from). Read-only; ``card["input_size"]`` reads the stored form too (a copy), ``to_dict()`` gives it
-    whole (what checkpoints and ONNX metadata hold)."""
-
-    scheme: str
-    num_points: int
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    margin: float
-    use_box: bool
-    backbone: str
-    head: str
-    codec: str
-    stride: int | None
-    sigma: float | None
-    precision: str
-    provenance: dict = field(repr=False)
-    raw: dict = field(repr=False)
-
-    @classmethod
-    def from_dict(cls, card, where) -> ModelCard:
-        if isinstance(card, ModelCard):
-            return card
-        check_card(card, where)
-        raw = copy.deepcopy(card)
-        codec, model = raw["codec"], raw["model"]
-        return cls(scheme=raw["scheme"], num_points=raw["num_points"], input_size=raw["input_size"],
-                   mean=tuple(raw.get("mean") or IMAGENET_MEAN), std=tuple(raw.get("std") or IMAGENET_STD),
-                   margin=float(crop_margin(raw)), use_box=bool((raw.get("crop") or {}).get("use_box", False)),
-                   backbone=model["backbone"], head=model["head"], codec=codec["kind"],
-                   stride=codec.get("stride"), sigma=codec.get("sigma"), precision=raw.get("precision", "fp32"),
-                   provenance={k: copy.deepcopy(v) for k, v in raw.items() if k not in _DESCRIBED}, raw=raw)
-
-    def with_provenance(self, **more) -> ModelCard:
-        """This card with more provenance (a zoo model's recipe, data and measured NME from ``models.json``)."""
-        return dataclasses.replace(self, provenance={**self.provenance, **copy.deepcopy(more)})
-
-    def to_dict(self) -> dict:
-        return copy.deepcopy(self.raw)
-
-    def __getitem__(self, key: str) -> Any:
-        return copy.deepcopy(self.raw[key])
-
-    def __iter__(self):
-        return iter(self.raw)
-
-    def __len__(self) -> int:
-        return len(self.raw)
-
-    def __hash__(self) -> int:
-        return id(self)
 
 
 class Model:

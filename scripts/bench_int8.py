@@ -50,12 +50,12 @@ def main() -> int:
     from kdmark import zoo
     from kdmark.checkpoint import load_checkpoint
     from kdmark.data import read_dataset
+    from kdmark.data.crops import sample_crops
     from kdmark.data.dataset import split_by_photo
     from kdmark.data.images import load_image
     from kdmark.data.transforms import apply_affine
     from kdmark.deploy.detectors import detector_box
     from kdmark.deploy.export import export_onnx, quantize_int8
-    from kdmark.deploy.predict import sample_crops
     from kdmark.metrics import score_samples
     from kdmark.schemes import get_scheme
     from kdmark.teachers.landmarkers import DlibLandmarker

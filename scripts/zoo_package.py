@@ -22,10 +22,10 @@ sys.path.insert(0, str(ROOT))
 
 from kdmark.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from kdmark.data import read_dataset  # noqa: E402
+from kdmark.data.crops import sample_crops  # noqa: E402
 from kdmark.data.dataset import split_by_photo  # noqa: E402
 from kdmark.deploy.bench import bench  # noqa: E402
 from kdmark.deploy.export import export_onnx, quantize_int8  # noqa: E402
-from kdmark.deploy.predict import sample_crops  # noqa: E402
 from kdmark.io import atomic_write_text  # noqa: E402
 from kdmark.jobs.evaluate import evaluate  # noqa: E402
 from kdmark.zoo import DEFAULT, sha256_of  # noqa: E402

@@ -53,7 +53,7 @@ ONNX_FILES = [(n, kind) for n in NAMES for kind in ("onnx", "int8") if getattr(z
 def test_zoo_onnx_equals_its_checkpoint(name, kind, w300_root):
     """On real face crops (INT8 is calibrated on faces; on noise its ranges clip)."""
     from kdmark.data import read_dataset
-    from kdmark.deploy.predict import sample_crops
+    from kdmark.data.crops import sample_crops
 
     entry = zoo.get(name)
     model, _ = load_checkpoint(entry.checkpoint)

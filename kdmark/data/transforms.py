@@ -12,7 +12,7 @@ import numpy as np
 
 from kdmark.data.records import Sample
 
-__all__ = ["box_square", "face_square", "crop_matrix", "warp_image", "apply_affine", "invert_affine"]
+__all__ = ["box_square", "face_square", "crop_matrix", "warp_image", "apply_affine", "invert_affine", "box_iou"]
 
 
 def box_square(box, margin: float) -> tuple[float, float, float]:
@@ -55,3 +55,16 @@ def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
     """The 2x3 affine that undoes ``matrix`` (crop pixels back to image pixels)."""
     return cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
+    """Intersection over union of the [x0, y0, x1, y1] box ``a`` with the box ``b`` (a float), or with each row of
+    an (N, 4) array ``b`` (an array; BlazeFace's NMS)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    rows = np.atleast_2d(b)
+    ix = np.clip(np.minimum(a[2], rows[:, 2]) - np.maximum(a[0], rows[:, 0]), 0.0, None)
+    iy = np.clip(np.minimum(a[3], rows[:, 3]) - np.maximum(a[1], rows[:, 1]), 0.0, None)
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (rows[:, 2] - rows[:, 0]) * (rows[:, 3] - rows[:, 1]) - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return iou if b.ndim == 2 else float(iou[0])

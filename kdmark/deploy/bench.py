@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from kdmark.config import BenchConfig
+from kdmark.data.crops import sample_crops
 from kdmark.data.records import DatasetError, Sample
 from kdmark.deploy.export import export_onnx, onnx_session, quantize_int8
-from kdmark.deploy.predict import sample_crops
 from kdmark.model import load_model, model_kind
 
 PEERS = ("dlib", "mediapipe")  # the models `bench --vs` runs beside kdmark's on the same faces

@@ -100,7 +100,7 @@ def export_onnx(model: LandmarkNet | str | Path, path: str | Path, opset: int = 
     model = model.eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    size = model.card["input_size"]
+    size = model.info.input_size
     _clean_after_kills(path)
     tmp = _temporary(path, "export")
     wrapper = _Decoded(model).eval()  # eval: the exporter restores the wrapper's mode onto the model afterwards
@@ -202,8 +202,8 @@ def export_onnx_int8(model, path: str | Path, calibration: str | Path, faces: in
 
     Both files appear only when both succeeded: a failure leaves whatever was at either path untouched."""
     from kdmark.data import read_dataset
+    from kdmark.data.crops import sample_crops
     from kdmark.data.transforms import apply_affine
-    from kdmark.deploy.predict import sample_crops
     from kdmark.metrics import score_samples
     from kdmark.schemes import get_scheme
 
@@ -212,7 +212,7 @@ def export_onnx_int8(model, path: str | Path, calibration: str | Path, faces: in
     _refuse_over_model(model, {"--out": path, "--out (its INT8 copy)": int8_path}, (calibration,))
     if not isinstance(model, nn.Module):
         model, _ = load_checkpoint(model)
-    ds = read_dataset(calibration, scheme=model.card["scheme"])  # bad calibration data fails before any writing
+    ds = read_dataset(calibration, scheme=model.info.scheme)  # bad calibration data fails before any writing
     samples = ds.samples[:faces]
     _clean_after_kills(path, int8_path)
     staged, staged_int8 = _temporary(path, "staged"), _temporary(path, "staged-int8")
@@ -224,7 +224,7 @@ def export_onnx_int8(model, path: str | Path, calibration: str | Path, faces: in
         for name, file in (("fp32", staged), ("int8", staged_int8)):
             pts = onnx_session(file).run(None, {"image": crops})[0]
             img = np.stack([apply_affine(p.astype(np.float64), m) for p, m in zip(pts, back)])
-            scores[name], _, _ = score_samples(samples, img, get_scheme(model.card["scheme"]), ds.normaliser)
+            scores[name], _, _ = score_samples(samples, img, get_scheme(model.info.scheme), ds.normaliser)
         for src, dst in ((staged, path), (staged_int8, int8_path)):
             data = src.read_bytes()
             atomic_write(dst, lambda f, data=data: f.write(data))

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from kdmark import zoo
-from kdmark.card import crop_margin
 from kdmark.config import PredictConfig
-from kdmark.data.images import load_image
-from kdmark.data.transforms import apply_affine, box_square, crop_matrix, invert_affine, warp_image
+from kdmark.data.crops import face_crop, sample_crops
+from kdmark.data.transforms import apply_affine, invert_affine
 from kdmark.deploy.detectors import best_match, make_detector
 from kdmark.errors import ConfigError, DatasetError, DetectorError
 
@@ -72,25 +71,6 @@ class Face:
         if pose is not None:
             out["pose"] = pose.to_dict()
         return out
-
-
-def face_crop(image: np.ndarray, box, margin: float, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The network's input for one face: the (3, size, size) float32 crop in [0, 1] of the square around ``box``
-    (:func:`~kdmark.data.transforms.box_square`), and the image -> crop affine."""
-    m = crop_matrix(*box_square(box, margin), size)
-    return (warp_image(image, m, size).astype(np.float32) / 255.0).transpose(2, 0, 1), m
-
-
-def sample_crops(samples, card: dict, boxes: list) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(N, 3, S, S) crops of the samples' images around ``boxes`` as a model with this ``card`` sees them (its input
-    size and crop margin), and the crop -> image affines (for benchmarks and INT8 calibration)."""
-    size, margin = card["input_size"], crop_margin(card)
-    crops, back = [], []
-    for s, box in zip(samples, boxes):
-        crop, m = face_crop(load_image(s.image), box, margin, size)
-        crops.append(crop)
-        back.append(invert_affine(m))
-    return np.stack(crops), back
 
 
 def check_boxes(boxes, shape: tuple, where: str = "box") -> list[np.ndarray]:

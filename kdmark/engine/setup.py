@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from kdmark.checkpoint import load_checkpoint
 from kdmark.config import TrainConfig, dump_config, from_dict, to_dict
@@ -183,35 +184,49 @@ def soften_with_asm(samples: list, variance: float) -> list:
     return [dataclasses.replace(s, points=p) for s, p in zip(samples, soft)]
 
 
+# (init_from's head, the run's head) pairs where the run's head holds the old one's layers plus new ones, so a
+# trained model starts a run with the richer head: a heatmap model starts an offset one (its offset maps are new).
+HEAD_GROWTH = {("heatmap", "offset")}
+
+
 def build_student(cfg: TrainConfig, data: Data) -> LandmarkNet:
     """The model a run trains: ``cfg.model`` for ``data``'s scheme, started from ``cfg.init_from`` when given (every
     job that trains calls this, so ``init_from`` means the same for train, distill and prune).
 
     ``init_from`` may be a pruned checkpoint (the model takes its slimmer channels) or a model of another scheme
     (e.g. a 68-point zoo model fine-tuned to 98 or 5 points): every tensor whose name and shape fit is loaded and
-    one line says what was left at its initial values."""
+    one line says what was left at its initial values. A heatmap model may start an offset-head run
+    (``HEAD_GROWTH``): the trunk carries over, the offset maps start at their initial values."""
     model = build_model(to_dict(cfg.model), data.scheme.num_points, cfg.data.input_size, data.scheme.name)
-    model.card["crop"] = {"margin": cfg.data.margin, "use_box": cfg.data.use_box}  # how to crop at inference
+    model.set_crop(cfg.data.margin, cfg.data.use_box)  # how to crop at inference
     if not cfg.init_from:
         return model
     init, payload = load_checkpoint(cfg.init_from)
-    if (init.card["backbone"], init.card["head"]) != (model.card["backbone"], model.card["head"]):
-        raise TrainingError(f"init_from={cfg.init_from}: a {init.card['backbone']} {init.card['head']} model cannot "
-                            f"start a {model.card['backbone']} {model.card['head']} one (set model.backbone/head "
-                            "to match it)")
+    theirs_card, own_card = init.info, model.info
+    grows = (theirs_card.head, own_card.head) in HEAD_GROWTH
+    if theirs_card.backbone != own_card.backbone or (theirs_card.head != own_card.head and not grows):
+        raise TrainingError(f"init_from={cfg.init_from}: a {theirs_card.backbone} {theirs_card.head} model cannot "
+                            f"start a {own_card.backbone} {own_card.head} one (set model.backbone/head to match it)")
     if payload.get("channel_spec"):
         from kdmark.pruning import apply_channel_spec
 
-        apply_channel_spec(model, payload["channel_spec"])
+        spec = payload["channel_spec"]
+        if grows:  # the grown head may lack some of the old one's layers (a coarser stride): take its widths by name
+            modules, theirs = dict(model.named_modules()), dict(init.named_modules())
+            spec = {k: v for k, v in spec.items() if k in modules} | {
+                name: theirs[name].out_channels for name, m in modules.items()
+                if isinstance(m, nn.Conv2d) and name.startswith("head.") and name in theirs
+                and theirs[name].out_channels < m.out_channels and theirs[name].out_channels != theirs_card.num_points}
+        apply_channel_spec(model, spec)
     own, theirs = model.state_dict(), init.state_dict()
     fits = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}
     left = [k for k in own if k not in fits]
-    if left and init.card["num_points"] == model.card["num_points"]:
-        raise TrainingError(f"init_from={cfg.init_from}: its weights do not fit model {model.card['model']} "
-                            f"(first misfit: {left[0]})")
+    if left and theirs_card.num_points == own_card.num_points and not grows:
+        raise TrainingError(f"init_from={cfg.init_from}: its weights do not fit a {own_card.backbone} "
+                            f"{own_card.head} model (first misfit: {left[0]})")
     model.load_state_dict(fits, strict=False)
     if left:
-        print(f"kdmark: init_from={cfg.init_from} ({init.card['scheme']}): loaded {len(fits)} tensors, left "
+        print(f"kdmark: init_from={cfg.init_from} ({theirs_card.scheme}): loaded {len(fits)} tensors, left "
               f"{len(left)} at their initial values for {data.scheme.name} ({', '.join(left[:3])}"
               f"{', ...' if len(left) > 3 else ''})")
     return model

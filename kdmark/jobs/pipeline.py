@@ -239,7 +239,7 @@ def _cost(ckpt: Path) -> dict:
     from kdmark.deploy.bench import model_cost
 
     model, _ = load_checkpoint(ckpt)
-    return {**model_cost(model, model.card["input_size"]), "size_bytes": ckpt.stat().st_size}
+    return {**model_cost(model, model.info.input_size), "size_bytes": ckpt.stat().st_size}
 
 
 def _with_resume(cfg, resuming: bool):

@@ -85,7 +85,7 @@ def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
 
 def _prune(cfg: PruneConfig, source: Path, model, dcfg: DistillConfig, run, out: Path) -> PruneResult:
     fabric, data = run.fabric, run.data
-    size = model.card["input_size"]
+    size = model.info.input_size
     before = measure(model, data, size, source)
     graph, layers = prunable_layers(model, size, residual=cfg.scope == "all")
     plain = LandmarkDataset(data.train.samples[: cfg.samples], data.scheme, model.codec, size, None,

@@ -87,7 +87,7 @@ def build_kd_terms(cfg: DistillConfig, student: LandmarkNet, teachers: list[Teac
                             "(set teachers=[a.ckpt, ...])")
     size = cfg.data.input_size
     if k.kd_loss:
-        if student.card["head"] not in ("regression", "joint"):
+        if student.info.head not in ("regression", "joint"):
             raise TrainingError("KD-Loss distils coordinates: the student needs a regression or joint head")
         terms.append(("kd_loss", k.kd_loss, KDLoss(k.kd_loss_preset, k.tough, k.tolerant)))
     teacher = teachers[k.teacher] if teachers else None

@@ -11,6 +11,7 @@ from torch import nn
 
 from kdmark.errors import BackboneError
 from kdmark.io import sha256_of
+from kdmark.weights import load_weights_only, why_unreadable
 
 __all__ = ["Backbone", "create_backbone", "BackboneError", "load_weights_file"]
 
@@ -66,12 +67,8 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            from kdmark.checkpoint import load_weights_only
-
             state = load_weights_only(path)
     except Exception as err:  # noqa: BLE001 - truncated zips, pickles, random bytes: all one line
-        from kdmark.checkpoint import why_unreadable
-
         raise BackboneError(f"{path}: not a readable weights file ({why_unreadable(path, err)})") from None
     for key in ("state_dict", "model", "module"):  # common wrappers: {"state_dict": ...}, timm's train checkpoints
         if isinstance(state, dict) and isinstance(state.get(key), dict):

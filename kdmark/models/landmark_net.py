@@ -7,10 +7,10 @@ import math
 import torch
 from torch import nn
 
-from kdmark.card import IMAGENET_MEAN, IMAGENET_STD
-from kdmark.codecs import HeatmapCodec, JointCodec, RegressionCodec, create_codec
+from kdmark.card import IMAGENET_MEAN, IMAGENET_STD, ModelCard
+from kdmark.codecs import HeatmapCodec, JointCodec, OffsetCodec, RegressionCodec, create_codec
 from kdmark.models.backbones import create_backbone
-from kdmark.models.heads import DeconvHead, HeatmapHead, JointHead, RegressionHead
+from kdmark.models.heads import DeconvHead, HeatmapHead, JointHead, OffsetHead, RegressionHead
 
 __all__ = ["LandmarkNet", "build_model", "codec_for", "HEADS", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -39,6 +39,17 @@ class LandmarkNet(nn.Module):
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.codec.decode(self(x))
 
+    @property
+    def info(self) -> ModelCard:
+        """The card, typed and checked (``kdmark.ModelCard``): what every other module reads of a model. ``card`` is
+        the stored form (a dict) that checkpoints and ONNX metadata hold."""
+        return ModelCard.from_dict(self.card, "model")
+
+    def set_crop(self, margin: float, use_box: bool) -> None:
+        """Record how faces are cropped for this model (its box margin, and whether a dataset's box is used), so
+        inference crops as training did."""
+        self.card["crop"] = {"margin": margin, "use_box": use_box}
+
 
 def _heatmap_codec(m: dict, size: int) -> HeatmapCodec:
     return HeatmapCodec(size, m["heatmap_stride"], m["sigma"])
@@ -50,6 +61,10 @@ def _regression_head(m: dict, backbone, k: int) -> nn.Module:
 
 def _heatmap_head(m: dict, backbone, k: int) -> nn.Module:
     return HeatmapHead(backbone.channels, backbone.strides, k, m["head_channels"], m["heatmap_stride"])
+
+
+def _offset_head(m: dict, backbone, k: int) -> nn.Module:
+    return OffsetHead(backbone.channels, backbone.strides, k, m["head_channels"], m["heatmap_stride"])
 
 
 def _deconv_head(m: dict, backbone, k: int) -> nn.Module:
@@ -66,6 +81,7 @@ def _joint_head(m: dict, backbone, k: int) -> nn.Module:
 HEADS = {
     "regression": (_regression_head, lambda m, size: RegressionCodec(size)),
     "heatmap": (_heatmap_head, _heatmap_codec),
+    "offset": (_offset_head, lambda m, size: OffsetCodec(size, m["heatmap_stride"], m["sigma"])),
     "deconv": (_deconv_head, _heatmap_codec),
     "joint": (_joint_head, lambda m, size: JointCodec(size, m["heatmap_stride"], m["sigma"], m["eval_output"])),
 }

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kdmark.data.transforms import box_iou
 from kdmark.errors import DetectorError
 
 __all__ = ["DETECTORS", "DEFAULT_DETECTOR", "TO_LANDMARK_BOX", "Detection", "FaceDetector", "make_detector",
@@ -63,19 +64,6 @@ def detector_box(box: np.ndarray, detector: str) -> np.ndarray:
     side = max(x1 - x0, y1 - y0) / s
     cx, cy = (x0 + x1) / 2 - dx * side, (y0 + y1) / 2 - dy * side
     return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
-    """Intersection over union of the [x0, y0, x1, y1] box ``a`` with the box ``b`` (a float), or with each row of
-    an (N, 4) array ``b`` (an array; BlazeFace's NMS)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    rows = np.atleast_2d(b)
-    ix = np.clip(np.minimum(a[2], rows[:, 2]) - np.maximum(a[0], rows[:, 0]), 0.0, None)
-    iy = np.clip(np.minimum(a[3], rows[:, 3]) - np.maximum(a[1], rows[:, 1]), 0.0, None)
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (rows[:, 2] - rows[:, 0]) * (rows[:, 3] - rows[:, 1]) - inter
-    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    return iou if b.ndim == 2 else float(iou[0])
 
 
 def best_match(boxes, truth: np.ndarray, min_iou: float = 0.3) -> int | None:

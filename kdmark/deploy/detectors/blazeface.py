@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdmark.deploy.detectors import box_iou
+from kdmark.data.transforms import box_iou, warp_image
 
 __all__ = ["BlazeFace", "ONNX_PATH", "anchors", "decode", "weighted_nms", "letterbox_matrix", "tile_grid",
            "inside_tile", "input_size"]
@@ -126,8 +126,6 @@ class BlazeFace:
             size: int = INPUT_SIZE) -> list[tuple[np.ndarray, float, np.ndarray]]:
         """Detections in the ``size``-px input that the 2x3 affine ``m`` makes from ``image``, mapped back to image
         pixels."""
-        from kdmark.data.transforms import warp_image
-
         x = warp_image(image, m, size).astype(np.float32) / 127.5 - 1.0
         regressors, logits = self.session.run(["regressors", "classificators"],
                                               {self.input_name: x.transpose(2, 0, 1)[None].copy()})
