@@ -31,8 +31,8 @@ def _modules() -> dict[str, Path]:
     return mods
 
 
-def _imports(name: str, path: Path, mods: dict) -> set[str]:
-    """The kdmark modules ``name`` imports anywhere in its file (top level and inside functions)."""
+def _imports(name: str, path: Path, mods, root: str = "kdmark") -> set[str]:
+    """The ``root`` package's modules ``name`` imports anywhere in its file (top level and inside functions)."""
 
     def known(dotted: str) -> str:
         while dotted not in mods and "." in dotted:
@@ -43,13 +43,13 @@ def _imports(name: str, path: Path, mods: dict) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found |= {known(a.name) for a in node.names if a.name.startswith("kdmark")}
+            found |= {known(a.name) for a in node.names if a.name.startswith(root)}
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 up = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(up + ([node.module] if node.module else []))
-            if base.startswith("kdmark"):
+            if base.startswith(root):
                 found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in mods else known(base) for a in node.names}
     return found - {name}
 
@@ -96,7 +96,6 @@ def test_no_import_cycle_even_through_imports_inside_functions(graph):
 
 def test_the_checker_sees_imports_inside_functions_and_relative_ones(tmp_path):
     source = tmp_path / "a.py"
-    source.write_text("import os\n\ndef f():\n    from kdmark.b import thing\n    import kdmark.c.d\n"
+    source.write_text("import os\n\ndef f():\n    from pkg.b import thing\n    import pkg.c.d\n"
                       "    from .e import g\n")
-    assert _imports("kdmark.a", source, {"kdmark.a", "kdmark.b", "kdmark.c", "kdmark.e"}) == {
-        "kdmark.b", "kdmark.c", "kdmark.e"}
+    assert _imports("pkg.a", source, {"pkg.a", "pkg.b", "pkg.c", "pkg.e"}, root="pkg") == {"pkg.b", "pkg.c", "pkg.e"}

@@ -6,6 +6,7 @@ is there."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 
@@ -20,6 +21,8 @@ PATHS = re.compile(r"(?<![\w./-])((?:scripts|recipes|pipelines|docs|kdmark|tests
 
 
 def _resolves(dotted: str) -> bool:
+    if dotted.endswith(".__main__"):  # importing it runs the command line: find it without running it
+        return importlib.util.find_spec(dotted) is not None
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
         try:

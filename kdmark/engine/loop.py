@@ -343,7 +343,8 @@ def predict_dataset(model, dataset: LandmarkDataset, batch_size: int = 32, num_w
         net.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     points, scores = [], []
-    run = with_tta(model.predict, tta, get_scheme(model.info.scheme))  # dataset may be a Subset (DDP validation)
+    card = model.card if isinstance(model, Model) else model.info
+    run = with_tta(model.predict, tta, get_scheme(card.scheme))  # dataset may be a Subset (DDP validation)
     for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress, leave=False):
         pts, sc = run(batch["image"].to(device))
         to_image = batch["to_image"].numpy()

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdmark.checkpoint import load_checkpoint
 from kdmark.config import TrainConfig, dump_config, from_dict, to_dict
 from kdmark.data.dataset import Augment, LandmarkDataset, split_by_photo
 from kdmark.data.records import Dataset, DatasetError, Sample
 from kdmark.errors import TrainingError
 from kdmark.io import atomic_write_text, lock_folder, remove_stale_temporaries, unlock_folder
+from kdmark.model import load_model
 from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
 from kdmark.schemes import LandmarkScheme
 
@@ -201,7 +201,8 @@ def build_student(cfg: TrainConfig, data: Data) -> LandmarkNet:
     model.set_crop(cfg.data.margin, cfg.data.use_box)  # how to crop at inference
     if not cfg.init_from:
         return model
-    init, payload = load_checkpoint(cfg.init_from)
+    start = load_model(cfg.init_from, backend="torch")  # a zoo name or a checkpoint, like every model spec
+    init, payload = start.net, start.payload
     theirs_card, own_card = init.info, model.info
     grows = (theirs_card.head, own_card.head) in HEAD_GROWTH
     if theirs_card.backbone != own_card.backbone or (theirs_card.head != own_card.head and not grows):

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdmark.checkpoint import load_checkpoint
 from kdmark.config import TrainConfig
 from kdmark.losses import CoordLoss, HeatmapLoss
+from kdmark.model import load_model
 from kdmark.models.landmark_net import LandmarkNet
 
 __all__ = ["SupervisedTask", "DistillTask", "Teacher", "build_task", "supervised_losses"]
@@ -88,7 +88,7 @@ class Teacher(nn.Module):
     def __init__(self, model: LandmarkNet | str, student_size: int, heatmap_size: int | None = None):
         super().__init__()
         if not isinstance(model, nn.Module):
-            model, _ = load_checkpoint(model)
+            model = load_model(model, backend="torch").net  # a zoo name or a checkpoint
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
