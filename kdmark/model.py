@@ -5,8 +5,8 @@ resolves zoo names, decides by suffix what a file is, and picks the shipped FP32
 
 Example:
     >>> m = kdmark.load_model("kdmark-68-s")          # or "run/best.ckpt", "model.onnx"
-    >>> m.card.input_size, m.card.scheme, m.backend     # (96, '300w', 'onnx')
-    >>> points, scores = m.predict(crops)               # (N, 3, 96, 96) float32 in [0, 1] -> crop pixels
+    >>> m.card.input_size, m.card.scheme, m.backend     # (120, '300w', 'onnx')
+    >>> points, scores = m.predict(crops)               # (N, 3, 120, 120) float32 in [0, 1] -> crop pixels
 
 Torch-free for ONNX files and zoo models: PyTorch is imported only for checkpoints.
 """

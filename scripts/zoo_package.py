@@ -37,13 +37,14 @@ PSEUDO_V2 = ("the 15,433 unlabelled photos of the shared data (every face BlazeF
              "landmark (`fusion: hand`) with each point weighted by the teachers' agreement (kdmark.data.pseudo)")
 MODELS = {  # name: where its trained weights are, whether it ships ONNX files, recipe, summary, training data
     "kdmark-68-s": {
-        "source": "runs/campaign/s_cached/best.ckpt", "onnx": True,
-        "recipe": "recipes/zoo/kdmark-68-s-v2.yaml kd.cached=true",
-        "summary": "small student: the campaign teacher pruned by half, distilled 22 epochs, 96 px",
+        "source": "runs/campaign/s4/best.ckpt", "onnx": True,
+        "recipe": "recipes/zoo/kdmark-68-s-v4.yaml",
+        "summary": "small student: the campaign teacher pruned by half, an offset head (stride-8 heatmap + "
+                   "offsets), 120 px",
         "data": PSEUDO_V2,
-        "note": "Zoo campaign stretch 3 (BENCHMARKS.md, \"The zoo campaign\"): 22 epochs, 386,496 images, the "
-                "teacher's heatmaps computed once per face (`kd.cached=true`); its held-out curve was flat at the "
-                "end of its cosine."},
+        "note": "Zoo campaign stretch 10 (BENCHMARKS.md, \"The zoo campaign\"): kdmark-68-s v2 (22 epochs, a "
+                "stride-4 heatmap head at 96 px, flat at 3.886%) regrown with a PIPNet-style offset head at 120 px "
+                "(the same MACs) and distilled 16 more epochs from teacher v3, run once per face (`kd.cached`)."},
     "kdmark-68-m": {
         "source": "runs/campaign/m/best.ckpt", "onnx": True, "recipe": "recipes/zoo/kdmark-68-m-v2.yaml",
         "summary": "medium student: the campaign teacher pruned by 30%, distilled, 128 px", "data": PSEUDO_V2,
@@ -172,8 +173,8 @@ anywhere kdmark takes a model: `kdmark predict{'' if name == DEFAULT else f' --m
 
 {TERMS}
 
-- Architecture: timm `{cfg.get('model', {}).get('backbone')}` backbone{pruned} with kdmark's heatmap head (stride
-  {stride}); {e['input_size']} x {e['input_size']} RGB crops of the landmark box enlarged by
+- Architecture: timm `{cfg.get('model', {}).get('backbone')}` backbone{pruned} with kdmark's {cfg.get('model', {}).get('head', 'heatmap')} head
+  (stride {stride}); {e['input_size']} x {e['input_size']} RGB crops of the landmark box enlarged by
   {cfg.get('data', {}).get('margin', 0.15):.0%} per side; {e['params'] / 1e6:.3f} M parameters, {e['macs'] / 1e6:.1f} M
   MACs. Weights stored in float16 (loaded as float32).
 - Files:

@@ -18,7 +18,7 @@ from kdmark.model import Model, ModelCard, load_model, model_kind
 
 @pytest.fixture(scope="module")
 def crops():
-    return np.random.default_rng(0).uniform(0, 1, (3, 3, 96, 96)).astype(np.float32)
+    return np.random.default_rng(0).uniform(0, 1, (3, 3, 120, 120)).astype(np.float32)
 
 
 def test_a_zoo_name_runs_its_shipped_onnx_file_and_its_checkpoint_on_torch(crops):
@@ -29,8 +29,8 @@ def test_a_zoo_name_runs_its_shipped_onnx_file_and_its_checkpoint_on_torch(crops
     assert torch_.backend == "torch" and torch_.path == entry.checkpoint and torch_.net is not None
     assert onnx.card == torch_.card or onnx.card.to_dict()["model"] == torch_.card.to_dict()["model"]
     for m in (onnx, torch_):
-        assert (m.card.scheme, m.card.num_points, m.card.input_size, m.num_points) == ("300w", 68, 96, 68)
-        assert m.card.head == "heatmap" and m.card.codec == "heatmap" and m.card.stride == 4
+        assert (m.card.scheme, m.card.num_points, m.card.input_size, m.num_points) == ("300w", 68, 120, 68)
+        assert m.card.head == "offset" and m.card.codec == "offset" and m.card.stride == 8
     pts_o, sc_o = onnx.predict(crops)
     pts_t, sc_t = torch_.predict(crops)
     assert isinstance(pts_o, np.ndarray) and pts_o.shape == (3, 68, 2) and sc_o.shape == (3, 68)
@@ -99,5 +99,5 @@ def test_load_model_refuses_with_one_line(tmp_path):
 def test_predictor_evaluate_and_bench_run_the_loaded_model():
     """The verbs hold the one object: Predictor keeps it, and its card is the ModelCard."""
     p = kdmark.Predictor("kdmark-68-s", precision="fp32")
-    assert isinstance(p.model, Model) and p.card is p.model.card and p.size == 96
+    assert isinstance(p.model, Model) and p.card is p.model.card and p.size == 120
     assert p.margin == p.card.margin

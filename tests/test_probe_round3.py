@@ -540,7 +540,7 @@ def test_item12_prune_takes_a_zoo_name_whose_extra_data_is_elsewhere(small_300w,
     from kdmark.checkpoint import load_checkpoint
 
     model, payload = load_checkpoint(out / "pruned.ckpt")
-    assert payload["config"]["data"]["extra"] == [] and model.card["input_size"] == 96
+    assert payload["config"]["data"]["extra"] == [] and model.card["input_size"] == 120
 
 
 # item 15: a zoo file changed inside the installed package is refused, not run

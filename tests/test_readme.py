@@ -26,7 +26,7 @@ def test_readme_python_snippet_runs_as_written(shared_data, tmp_path, capsys):
     assert len(scope["faces"]) == 3 and scope["metrics"].num_images == len(scope["ds"]) > 0
     assert sorted(f.track_id for f in scope["tracked"]) == [0, 1, 2] and scope["picture"].shape == (1536, 2048, 3)
     assert scope["faces"][0].pose is not None
-    assert scope["model"].card.input_size == 96 and scope["model"].backend == "onnx"
+    assert scope["model"].card.input_size == 120 and scope["model"].backend == "onnx"
     assert scope["metrics"].nme < 0.2
     assert "NME" in capsys.readouterr().out
 

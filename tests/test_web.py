@@ -75,7 +75,7 @@ def test_export_writes_a_self_contained_folder(site):
                                               "nms_iou", "small_input", "small_max_side")) == (
         bf.TILE_OVERLAP, bf.TILE_EDGE, bf.TILE_MIN_SIDE, bf.TILE_MAX_ASPECT, bf.NMS_IOU, bf.SMALL_INPUT,
         bf.SMALL_MAX_SIDE)
-    assert cfg["one_euro"] == list(VIDEO_ONE_EURO) and cfg["model"]["input_size"] == 96
+    assert cfg["one_euro"] == list(VIDEO_ONE_EURO) and cfg["model"]["input_size"] == 120
     # a zoo model that ships an INT8 file gives the page that file (issue 26 item 6: where size matters most)
     assert cfg["model"]["precision"] == "int8"
     assert (site / "landmarks.onnx").read_bytes() == zoo.get("kdmark-68-s").int8.read_bytes()
