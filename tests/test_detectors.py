@@ -79,7 +79,7 @@ def test_small_photos_run_one_pass(size, monkeypatch):
     calls = []
     monkeypatch.setattr(net, "run", lambda image, m, size=128: calls.append((m, size)) or [])
     net.detect_raw(np.zeros((size[1], size[0], 3), np.uint8))
-    assert len(calls) == 1 and calls[0][1] == (96 if max(size) <= bf.SMALL_MAX_SIDE else 128)
+    assert len(calls) == 1 and calls[0][1] == bf.input_size(*size)
     side = bf.TILE_MIN_SIDE + 1
     net.detect_raw(np.zeros((side, side, 3), np.uint8))
     assert len(calls) == 1 + 1 + 4  # just over the line: the photo and its 2x2 tiles
@@ -91,6 +91,8 @@ def test_small_photos_run_at_the_small_input():
     costs 0.63x of the 128-px pass and finds the same faces (BENCHMARKS.md, "Detectors by photo size")."""
     assert bf.SMALL_INPUT % 16 == 0 and bf.SMALL_INPUT < bf.INPUT_SIZE
     assert bf.input_size(160, 120) == bf.input_size(bf.SMALL_MAX_SIDE, 1) == bf.SMALL_INPUT
+    assert bf.input_size(100, 80) == bf.input_size(1, bf.TINY_MAX_SIDE) == bf.TINY_INPUT == 64
+    assert bf.input_size(bf.TINY_MAX_SIDE + 1, 10) == bf.SMALL_INPUT
     assert bf.input_size(bf.SMALL_MAX_SIDE + 1, 10) == bf.input_size(10, bf.SMALL_MAX_SIDE + 1) == 128
     a = bf.anchors(96)  # 12 x 12 cells with two anchors at stride 8, 6 x 6 with six at stride 16
     assert a.shape == (504, 2) and np.allclose(a[0], [0.5 / 12, 0.5 / 12])
@@ -112,8 +114,10 @@ def test_vendored_onnx_runs_at_any_multiple_of_16():
         assert reg.shape == (1, len(bf.anchors(size)), 16) and cls.shape == (1, len(bf.anchors(size)), 1)
 
 
-def test_a_small_photo_finds_the_face_the_128_px_pass_finds():
-    """A 300-W photo shrunk to a 150-px long side: the 96-px pass finds its face where the 128-px pass does."""
+@pytest.mark.parametrize("side", [150, 100])
+def test_a_small_photo_finds_the_face_the_128_px_pass_finds(side):
+    """A 300-W photo shrunk to a 150-px long side (the 96-px pass) or to 100 px (the 64-px pass): the small pass
+    finds its face where the 128-px pass does, its box within 10% of the face's size."""
     import cv2
 
     from kdmark.data.images import load_image
@@ -125,7 +129,7 @@ def test_a_small_photo_finds_the_face_the_128_px_pass_finds():
     for f in files:
         image = load_image(f)
         h, w = image.shape[:2]
-        s = 150 / max(h, w)
+        s = side / max(h, w)
         image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
         small = net.detect_raw(image)
         h, w = image.shape[:2]
@@ -190,14 +194,16 @@ def test_the_web_page_tiles_like_python(tmp_path):
 
 def test_the_web_page_picks_the_input_size_and_anchors_like_python(tmp_path):
     """kdmark.js's whole-photo input side and its anchor grids (96 and 128 px), run in Node, are Python's."""
-    sizes = [(150, 100), (160, 160), (161, 100), (100, 161), (2048, 1536)]
-    cfg = {"small_input": bf.SMALL_INPUT, "small_max_side": bf.SMALL_MAX_SIDE}
+    sizes = [(100, 60), (100, 100), (101, 50), (150, 100), (160, 160), (161, 100), (100, 161), (2048, 1536)]
+    cfg = {"small_input": bf.SMALL_INPUT, "small_max_side": bf.SMALL_MAX_SIDE, "tiny_input": bf.TINY_INPUT,
+           "tiny_max_side": bf.TINY_MAX_SIDE}
     out = _node(tmp_path, "const DET = 128;", "function iou(",
                 f"\nconst c = {json.dumps(cfg)};\nconsole.log(JSON.stringify({{sizes: "
-                f"{json.dumps(sizes)}.map(([w, h]) => detInput(w, h, c)), a96: anchors(96), a128: anchors(128), "
-                "m: letterboxMatrix(150, 100, 96)}));\n")
+                f"{json.dumps(sizes)}.map(([w, h]) => detInput(w, h, c)), a64: anchors(64), a96: anchors(96), "
+                "a128: anchors(128), m: letterboxMatrix(150, 100, 96)}));\n")
     js = json.loads(out[0])
-    assert js["sizes"] == [bf.input_size(w, h) for w, h in sizes]
+    assert js["sizes"] == [bf.input_size(w, h) for w, h in sizes] and js["sizes"][:3] == [64, 64, 96]
+    assert np.allclose(js["a64"], bf.anchors(64))
     assert np.allclose(js["a96"], bf.anchors(96)) and np.allclose(js["a128"], bf.anchors(128))
     assert np.allclose(np.reshape(js["m"], (2, 3)), bf.letterbox_matrix(150, 100, 96))
 

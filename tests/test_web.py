@@ -72,9 +72,10 @@ def test_export_writes_a_self_contained_folder(site):
     # the page decodes with the constants Python uses
     assert cfg["detector"]["to_landmark_box"] == list(TO_LANDMARK_BOX["blazeface"])
     assert tuple(cfg["detector"][k] for k in ("tile_overlap", "tile_edge", "tile_min_side", "tile_max_aspect",
-                                              "nms_iou", "small_input", "small_max_side")) == (
+                                              "nms_iou", "small_input", "small_max_side", "tiny_input",
+                                              "tiny_max_side")) == (
         bf.TILE_OVERLAP, bf.TILE_EDGE, bf.TILE_MIN_SIDE, bf.TILE_MAX_ASPECT, bf.NMS_IOU, bf.SMALL_INPUT,
-        bf.SMALL_MAX_SIDE)
+        bf.SMALL_MAX_SIDE, bf.TINY_INPUT, bf.TINY_MAX_SIDE)
     assert cfg["one_euro"] == list(VIDEO_ONE_EURO) and cfg["model"]["input_size"] == 120
     # a zoo model that ships an INT8 file gives the page that file (issue 26 item 6: where size matters most)
     assert cfg["model"]["precision"] == "int8"

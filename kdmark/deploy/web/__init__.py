@@ -177,6 +177,7 @@ def export_web(model, out: str | Path, ort_web: str | Path | None = None, tiles:
             "detector": {"file": "blazeface.onnx", "threshold": 0.5, "min_face": 0.0, "tiles": tiles,
                          "tile_overlap": bf.TILE_OVERLAP, "tile_edge": bf.TILE_EDGE, "tile_min_side": bf.TILE_MIN_SIDE,
                          "small_input": bf.SMALL_INPUT, "small_max_side": bf.SMALL_MAX_SIDE,
+                         "tiny_input": bf.TINY_INPUT, "tiny_max_side": bf.TINY_MAX_SIDE,
                          "tile_max_aspect": bf.TILE_MAX_ASPECT, "nms_iou": bf.NMS_IOU,
                          "to_landmark_box": list(TO_LANDMARK_BOX["blazeface"])},
             "one_euro": list(VIDEO_ONE_EURO), "redetect_every": 15, "ort_web_version": ort_version,

@@ -66,9 +66,10 @@ function anchors(size) {
   return ANCHORS.get(size);
 }
 
-// blazeface.input_size: small photos' whole-photo pass runs at small_input px.
+// blazeface.input_size: small photos' whole-photo pass runs at small_input px, the smallest at tiny_input px.
 function detInput(w, h, c) {
-  return Math.max(w, h) <= c.small_max_side ? c.small_input : DET;
+  const side = Math.max(w, h);
+  return side <= c.tiny_max_side ? c.tiny_input : side <= c.small_max_side ? c.small_input : DET;
 }
 
 function letterboxMatrix(w, h, size = DET) {
