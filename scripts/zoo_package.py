@@ -156,6 +156,7 @@ def write_card(name: str, e: dict, payload: dict) -> None:
     files = "\n".join(f"- `{f}`: {(ZOO / f).stat().st_size / 1e6:.2f} MB, sha256 `{h}`" for f, h in e["sha256"].items())
     cfg = payload.get("config", {})
     stride = cfg.get("model", {}).get("heatmap_stride")
+    head = cfg.get("model", {}).get("head", "heatmap")
     pruned = " pruned (channel spec in the checkpoint)" if payload.get("channel_spec") else ""
     if e.get("onnx_int8"):
         runs = (f"`kdmark predict` and `kdmark.Predictor` run `{e['onnx_int8']}` ({e['size_bytes_int8'] / 1e6:.2f} "
@@ -173,7 +174,7 @@ anywhere kdmark takes a model: `kdmark predict{'' if name == DEFAULT else f' --m
 
 {TERMS}
 
-- Architecture: timm `{cfg.get('model', {}).get('backbone')}` backbone{pruned} with kdmark's {cfg.get('model', {}).get('head', 'heatmap')} head
+- Architecture: timm `{cfg.get('model', {}).get('backbone')}` backbone{pruned} with kdmark's {head} head
   (stride {stride}); {e['input_size']} x {e['input_size']} RGB crops of the landmark box enlarged by
   {cfg.get('data', {}).get('margin', 0.15):.0%} per side; {e['params'] / 1e6:.3f} M parameters, {e['macs'] / 1e6:.1f} M
   MACs. Weights stored in float16 (loaded as float32).
