@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from kdmark.card import ModelCard
 from kdmark.checkpoint import read_checkpoint, save_checkpoint
 from kdmark.config import TrainConfig, to_dict
 from kdmark.data.dataset import LandmarkDataset
@@ -343,8 +344,8 @@ def predict_dataset(model, dataset: LandmarkDataset, batch_size: int = 32, num_w
         net.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     points, scores = [], []
-    card = model.card if isinstance(model, Model) else model.info
-    run = with_tta(model.predict, tta, get_scheme(card.scheme))  # dataset may be a Subset (DDP validation)
+    scheme = ModelCard.from_dict(model.card, "model").scheme  # a Model's typed card or a LandmarkNet's stored one
+    run = with_tta(model.predict, tta, get_scheme(scheme))  # dataset may be a Subset (DDP validation)
     for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress, leave=False):
         pts, sc = run(batch["image"].to(device))
         to_image = batch["to_image"].numpy()
