@@ -56,3 +56,21 @@ def tiny_checkpoint(w300_root, tmp_path_factory) -> Path:
         "data.input_size=64", "batch_size=16", "data.max_samples=240", "data.num_workers=0", "progress=false",
         "epochs=10", "optim.lr=0.004", "augment.rotation=10"])
     return train(cfg).best_checkpoint
+
+
+@pytest.fixture(scope="session")
+def slim_tiny_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
+    """``tiny_checkpoint`` pruned by half everywhere (L2 importance, residual-tied channels and the head's inner
+    width too) and saved with its channel spec: the pruned checkpoint that ``init_from`` tests start from."""
+    import torch
+
+    from kdmark.checkpoint import load_checkpoint, save_checkpoint
+    from kdmark.pruning import channel_spec, prunable_layers, prune_layer, score_layer
+
+    model, _ = load_checkpoint(tiny_checkpoint)
+    graph, layers = prunable_layers(model, 64, residual=True)
+    x = torch.rand(2, 3, 64, 64)
+    for layer in layers:
+        prune_layer(graph, layer, 0.5, score_layer(model, graph, layer, "l2", x))
+    model.channel_spec = channel_spec(model, layers)
+    return save_checkpoint(tmp_path_factory.mktemp("slim") / "slim.ckpt", model.eval())

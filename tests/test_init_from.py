@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import torch
 
-from kdmark.checkpoint import load_checkpoint, save_checkpoint
+from kdmark.checkpoint import load_checkpoint
 from kdmark.cli import main
 from kdmark.config import DistillConfig, TrainConfig, load_config, to_dict
 from kdmark.engine.setup import build_data, build_student
 from kdmark.models.landmark_net import codec_for
-from kdmark.pruning import channel_spec, prunable_layers, prune_layer, score_layer
 
 TINY = ["model.backbone=mobilenetv2_050", "model.head_channels=16", "data.input_size=64", "batch_size=8",
         "data.num_workers=0", "progress=false", "data.max_samples=24", "data.cache=false"]
@@ -45,15 +44,11 @@ def test_train_and_distill_build_the_same_student(tiny_checkpoint, w300_root):
         assert all(torch.equal(v, init.state_dict()[k]) for k, v in model.state_dict().items())
 
 
-def test_init_from_a_pruned_checkpoint_takes_its_channels(tiny_checkpoint, w300_root, tmp_path):
-    model, _ = load_checkpoint(tiny_checkpoint)
-    graph, layers = prunable_layers(model, 64, residual=True)
+def test_init_from_a_pruned_checkpoint_takes_its_channels(slim_tiny_checkpoint, w300_root):
+    model, _ = load_checkpoint(slim_tiny_checkpoint)
+    model.eval()
     x = torch.rand(2, 3, 64, 64)
-    for layer in layers:
-        prune_layer(graph, layer, 0.5, score_layer(model, graph, layer, "l2", x))
-    model.channel_spec = channel_spec(model, layers)
-    path = save_checkpoint(tmp_path / "slim.ckpt", model.eval())
-    student = _student(TrainConfig, w300_root, [f"init_from={path}"]).eval()
+    student = _student(TrainConfig, w300_root, [f"init_from={slim_tiny_checkpoint}"]).eval()
     assert student.channel_spec == model.channel_spec
     assert torch.equal(student(x)["heatmaps"], model(x)["heatmaps"])
 

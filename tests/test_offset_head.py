@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdmark.checkpoint import load_checkpoint, save_checkpoint
+from kdmark.checkpoint import load_checkpoint
 from kdmark.config import ConfigError, TrainConfig, load_config, to_dict
 from kdmark.deploy.export import export_onnx
 from kdmark.engine.setup import build_data, build_student
@@ -15,7 +15,7 @@ from kdmark.engine.tasks import build_task, offset_l1
 from kdmark.jobs.train import train
 from kdmark.model import load_model
 from kdmark.models.landmark_net import codec_for
-from kdmark.pruning import channel_spec, prunable_layers, prune_layer, score_layer
+from kdmark.pruning import prunable_layers, prune_layer, score_layer
 
 TINY = ["model.backbone=mobilenetv2_050", "model.head_channels=16", "batch_size=8", "data.num_workers=0",
         "progress=false", "data.max_samples=24", "data.cache=false"]
@@ -66,18 +66,12 @@ def test_offset_loss_is_zero_at_its_targets_and_weighted_by_w_off(w300_root):
         assert float(task(batch)["loss"]) == pytest.approx(float(out["loss_heatmaps"]), rel=1e-5)
 
 
-def test_a_pruned_heatmap_model_starts_a_coarser_offset_model(tiny_checkpoint, w300_root, capsys):
+def test_a_pruned_heatmap_model_starts_a_coarser_offset_model(slim_tiny_checkpoint, w300_root, capsys):
     """init_from a pruned stride-4 heatmap model into a stride-8 offset model: the new model takes the old widths
     (also of layers the old spec named through a head stage that the coarser head lacks), every tensor of the
     same name is loaded, and only the offset maps start fresh."""
-    model, _ = load_checkpoint(tiny_checkpoint)
-    graph, layers = prunable_layers(model, 64, residual=True)
-    x = torch.rand(2, 3, 64, 64)
-    for layer in layers:
-        prune_layer(graph, layer, 0.5, score_layer(model, graph, layer, "l2", x))
-    model.channel_spec = channel_spec(model, layers)
-    path = save_checkpoint(tiny_checkpoint.parent / "slim-for-offset.ckpt", model.eval())
-    student = _student(_cfg(w300_root, *OFFSET, "data.input_size=64", f"init_from={path}"))
+    model, _ = load_checkpoint(slim_tiny_checkpoint)
+    student = _student(_cfg(w300_root, *OFFSET, "data.input_size=64", f"init_from={slim_tiny_checkpoint}"))
     own, theirs = student.state_dict(), model.state_dict()
     shared = [k for k in own if k in theirs]
     assert all(torch.equal(own[k], theirs[k]) for k in shared)
