@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import math
 import types
 import typing
@@ -45,7 +44,7 @@ __all__ = [
     "PredictConfig",
     "setting",
     "load_config",
-    "flatten_overrides",
+    "migrate",
     "from_dict",
     "to_dict",
     "dump_config",
@@ -139,15 +138,19 @@ class ModelConfig:
     sigma: float = 1.5  # Gaussian sigma on the heatmap grid, in heatmap pixels
     deconv_kernel: int = 2  # MobileFAN student: 2, SimpleBaseline teacher: 4
     eval_output: Literal["regression", "heatmap"] = "heatmap"  # joint head: which output makes the points
-    w_reg: float = 1.0  # joint head: LOSS = w_reg * loss_reg + w_hm * loss_hm
-    w_hm: float = 1.0
-    w_off: float = 1.0  # offset head: LOSS = w_hm * loss_hm + w_off * loss_offsets
 
 
 @dataclass(frozen=True)
 class LossConfig:
+    """The supervised loss: which kind of loss per output, and its weight. Every loss weight in kdmark is named
+    ``w_<term>`` in the section of its term (``loss.w_heatmap``, ``kd.w_heatmap``, prune's ``w_pooled_feature``);
+    0 turns the term off."""
+
     coords: Literal["mse", "l1", "smooth_l1", "wing"] = "wing"
     heatmap: Literal["mse", "awing"] = "awing"
+    w_coords: float = 1.0  # regression and joint heads: LOSS = w_coords * loss_coords + w_heatmap * loss_heatmap
+    w_heatmap: float = 1.0
+    w_offsets: float = 1.0  # offset head: LOSS = w_heatmap * loss_heatmap + w_offsets * loss_offsets
     wing_w: float = 10.0  # in pixels of the network input
     wing_epsilon: float = 2.0
 
@@ -227,15 +230,15 @@ class KDConfig:
     in ``DistillConfig.teachers``."""
 
     w_sup: float = 1.0  # weight of the supervised loss (KD-Loss contains its own main loss: set 0 there)
-    kd_loss: float = 0.0  # Fard & Mahoor KD-Loss (regression students); needs a tough and a tolerant teacher
+    w_kd_loss: float = 0.0  # Fard & Mahoor KD-Loss (regression students); needs a tough and a tolerant teacher
     kd_loss_preset: Literal["code", "paper_fig"] = "code"
     tough: int = 0
     tolerant: int = 1
-    pooled_feature: float = 0.0  # Appl. Sci. loss3
+    w_pooled_feature: float = 0.0  # Appl. Sci. loss3
     pooled_adapter: Literal["student", "teacher"] = "student"
-    feature_aligned: float = 0.0  # MobileFAN L_FA
-    feature_similarity: float = 0.0  # MobileFAN L_FS
-    heatmap: float = 0.0  # Hong & Lin (100 in their code)
+    w_feature_aligned: float = 0.0  # MobileFAN L_FA
+    w_feature_similarity: float = 0.0  # MobileFAN L_FS
+    w_heatmap: float = 0.0  # Hong & Lin (100 in their code)
     heatmap_kind: Literal["mse", "l2sum", "awing"] = "mse"  # awing: the supervised heatmap loss, weight ~1
     teacher: int = 0  # the teacher for the feature and heatmap terms
     warmup_epochs: float = 0.0  # ramp every distillation weight linearly from 0 over these epochs
@@ -268,7 +271,7 @@ class PruneConfig:
     scope: Literal["hidden", "all"] = "hidden"  # hidden: inverted-residual inner channels; all: residual ones too
     samples: int = 32  # L: training images the scores are computed on
     teacher: str = "student"  # retraining teacher: "student" (the unpruned checkpoint) or a checkpoint path
-    kd_weight: float = 1.0  # w in LOSS + w * loss3 while retraining (0: plain supervised retraining)
+    w_pooled_feature: float = 1.0  # w in LOSS + w * loss3 while retraining (0: plain supervised retraining)
     epochs_per_layer: int = 1  # retraining epochs after each layer (layerwise schedule)
     finetune_epochs: int = 5  # retraining epochs at the end
     lr: float = 5e-4
@@ -388,6 +391,29 @@ class PredictConfig:
 # --- loading -----------------------------------------------------------------------------------------------------
 
 
+# Loss weights named before the one rule (``w_<term>`` in the section of its term): refused with the new name, and
+# renamed in configs stored inside checkpoints written before it (``migrate``).
+RENAMED = {"model.w_reg": "loss.w_coords", "model.w_hm": "loss.w_heatmap", "model.w_off": "loss.w_offsets",
+           "kd.kd_loss": "kd.w_kd_loss", "kd.pooled_feature": "kd.w_pooled_feature",
+           "kd.feature_aligned": "kd.w_feature_aligned", "kd.feature_similarity": "kd.w_feature_similarity",
+           "kd.heatmap": "kd.w_heatmap", "kd_weight": "w_pooled_feature"}
+
+
+def migrate(saved: dict) -> dict:
+    """A config stored by an earlier kdmark (a checkpoint's, a run's), with the keys ``RENAMED`` since under their
+    new names; anything else as it was."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in saved.items()}
+    for old, new in RENAMED.items():
+        (osec, okey), (nsec, nkey) = (old.rpartition(".")[::2]), (new.rpartition(".")[::2])
+        src = out.get(osec) if osec else out
+        if isinstance(src, dict) and okey in src:
+            value = src.pop(okey)
+            dst = out.setdefault(nsec, {}) if nsec else out
+            if isinstance(dst, dict):
+                dst.setdefault(nkey, value)
+    return out
+
+
 def _suggest(key: str, options: list[str]) -> str:
     close = difflib.get_close_matches(key, options, n=1)
     return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(options)}"
@@ -451,6 +477,9 @@ def from_dict(cls: type, data: dict, where: str = "") -> Any:
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in names:
+            if path in RENAMED:
+                raise ConfigError(f"unknown key {path!r}: it is {RENAMED[path]!r} now (every loss weight is named "
+                                  "w_<term>)")
             raise ConfigError(f"unknown key {path!r}" + _suggest(str(key), names))
         kwargs[key] = _coerce(value, hints[key], path)
     try:
@@ -502,8 +531,11 @@ def shipped(path: str | Path) -> Path:
     return path
 
 
-def load_config(cls: type, path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
-    """Defaults of ``cls``, then the YAML file ``path``, then ``key.sub=value`` overrides (values parsed as YAML).
+def load_config(cls: type, path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                settings: tuple[dict, ...] | list[dict] = ()) -> Any:
+    """Defaults of ``cls``, then the YAML file ``path``, then ``settings`` (dicts of values as they are, applied in
+    order; keys may be dotted, nested dicts set their leaves: how jobs hand settings to each other), then
+    ``key.sub=value`` overrides (text from a user, values parsed as YAML).
 
     Raises:
         ConfigError: unreadable YAML, an unknown key (with a suggestion), a value of the wrong type.
@@ -522,6 +554,9 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list[str] 
         data = loaded or {}
     from_file = _dotted_keys(data)
     overridden = set()
+    for layer in settings:
+        for key, value in layer.items():
+            overridden |= _set_leaves(data, str(key), value)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key=value (e.g. epochs=10)")
@@ -550,16 +585,13 @@ def _dotted_keys(data: dict, prefix: str = "") -> set[str]:
     return keys
 
 
-def flatten_overrides(data: dict, prefix: str = "") -> list[str]:
-    """A nested dict as ``a.b=value`` overrides for :func:`load_config` (non-strings written as JSON, which YAML
-    reads back to the same value)."""
-    items = []
-    for k, v in data.items():
-        if isinstance(v, dict):
-            items += flatten_overrides(v, f"{prefix}{k}.")
-        else:
-            items.append(f"{prefix}{k}={v if isinstance(v, str) else json.dumps(v)}")
-    return items
+def _set_leaves(data: dict, dotted: str, value: Any) -> set[str]:
+    """Set ``value`` at ``dotted``; a dict value sets each of its leaves instead (so ``{"data": {"root": R}}`` leaves
+    the other ``data`` settings be). Returns the dotted keys set."""
+    if isinstance(value, dict):
+        return set().union(*(_set_leaves(data, f"{dotted}.{k}", v) for k, v in value.items()))
+    _set_dotted(data, dotted, value)
+    return {dotted}
 
 
 def dump_config(cfg: Any) -> str:

@@ -85,10 +85,10 @@ def plan() -> list[Run]:
             # their student's heads start from the teacher's (same width); ours start random, and 100 x MSE from
             # the first step drives its sigmoid maps to zero (hong_lin_kd_noramp below: 16.6%): ramped over 2 epochs
             Run(f"hong_lin_kd_s{s}", "Hong & Lin", "heatmaps, 100 x MSE (their code), ramped in over 2 epochs", s,
-                ["distill", hm, *c, t, "kd.heatmap=100", "kd.heatmap_kind=mse", "kd.warmup_epochs=2"]),
+                ["distill", hm, *c, t, "kd.w_heatmap=100", "kd.heatmap_kind=mse", "kd.warmup_epochs=2"]),
             Run(f"applsci_plain_s{s}", "Appl. Sci.", "none", s, ["train", jt, *c]),
             Run(f"applsci_kd_s{s}", "Appl. Sci.", "loss3: pooled features, 1x1 adapter, MSE, weight 1", s,
-                ["distill", jt, *c, t, "kd.pooled_feature=1.0"]),
+                ["distill", jt, *c, t, "kd.w_pooled_feature=1.0"]),
         ]
         for importance in ("reconstruction", "l2"):
             for ratio in (0.25, 0.5):
@@ -102,15 +102,15 @@ def plan() -> list[Run]:
         runs += [
             Run(f"mobilefan_plain_s{s}", "MobileFAN", "none", s, ["train", dc, *c]),
             Run(f"mobilefan_kd_s{s}", "MobileFAN", "feature-aligned 1 + feature-similarity 1 (rescaled for AWing)", s,
-                ["distill", dc, *c, t, "kd.feature_aligned=1.0", "kd.feature_similarity=1.0"]),
+                ["distill", dc, *c, t, "kd.w_feature_aligned=1.0", "kd.w_feature_similarity=1.0"]),
             Run(f"kdloss_plain_s{s}", "KD-Loss", "none (plain L2)", s, ["train", rg, *c, "loss.coords=mse"]),
             Run(f"kdloss_kd_s{s}", "KD-Loss", "KD-Loss, code preset, supervised weight 0", s,
                 ["distill", rg, *c, "loss.coords=mse", f"teachers=[{TEACHER},{RUNS / tol.name / 'last.ckpt'}]",
-                 "kd.kd_loss=1.0", "kd.kd_loss_preset=code", "kd.w_sup=0.0"], needs=[tol.name]),
+                 "kd.w_kd_loss=1.0", "kd.kd_loss_preset=code", "kd.w_sup=0.0"], needs=[tol.name]),
         ]
     runs.append(Run("hong_lin_kd_noramp_s0", "Hong & Lin", "heatmaps, 100 x MSE from the first step (no ramp)", 0,
                     ["distill", "recipes/300w_mbv2_heatmap.yaml", *common(0), f"teachers=[{TEACHER}]",
-                     "kd.heatmap=100", "kd.heatmap_kind=mse"]))
+                     "kd.w_heatmap=100", "kd.heatmap_kind=mse"]))
     return runs
 
 

@@ -13,7 +13,7 @@ mkdir -p runs/t16
 W=../shared/weights/mobilenet_v2-b0353104.pth
 fast=(memory_format=channels_last data.num_workers=0 progress=false)
 student=(recipes/300w_mbv2_heatmap.yaml model.backbone=mobilenetv2_050 "${fast[@]}")
-kd=("teachers=[runs/t16/teacher_in1k/best.ckpt]" kd.heatmap=1.0 kd.heatmap_kind=awing)
+kd=("teachers=[runs/t16/teacher_in1k/best.ckpt]" kd.w_heatmap=1.0 kd.heatmap_kind=awing)
 pseudo="data.extra=[{root: runs/t16/labels}]"
 
 run() {  # run NAME VERB ARGS...: skip a finished run, time the rest

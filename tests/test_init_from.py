@@ -29,7 +29,7 @@ def test_distill_starts_from_init_from(tiny_checkpoint, w300_root, tmp_path):
     """With a zero learning rate the distilled student's weights stay exactly the checkpoint's."""
     init, _ = load_checkpoint(tiny_checkpoint)
     assert main(["distill", f"data.root={w300_root}", *TINY, f"init_from={tiny_checkpoint}",
-                 f"teachers=[{tiny_checkpoint}]", "kd.heatmap=1.0", "epochs=1", "max_steps=1", "optim.lr=0",
+                 f"teachers=[{tiny_checkpoint}]", "kd.w_heatmap=1.0", "epochs=1", "max_steps=1", "optim.lr=0",
                  "optim.weight_decay=0", f"out_dir={tmp_path}"]) == 0
     student, _ = load_checkpoint(tmp_path / "last.ckpt")
     a, b = _weights(init), _weights(student)

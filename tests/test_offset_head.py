@@ -51,7 +51,7 @@ def test_heatmap_and_offset_heads_run_at_inputs_that_are_not_multiples_of_32(w30
             assert out["offsets"].shape == (2, 136, 9, 9)
 
 
-def test_offset_loss_is_zero_at_its_targets_and_weighted_by_w_off(w300_root):
+def test_offset_loss_is_zero_at_its_targets_and_weighted_by_w_offsets(w300_root):
     cfg = _cfg(w300_root, *OFFSET, "data.input_size=64")
     model = _student(cfg)
     data = build_data(cfg, model.codec)
@@ -62,7 +62,7 @@ def test_offset_loss_is_zero_at_its_targets_and_weighted_by_w_off(w300_root):
         out = task(batch)
         assert out["loss_offsets"] > 0
         assert float(out["loss"]) == pytest.approx(float(out["loss_heatmaps"] + out["loss_offsets"]), rel=1e-5)
-        task.w_off = 0.0
+        task.w_offsets = 0.0
         assert float(task(batch)["loss"]) == pytest.approx(float(out["loss_heatmaps"]), rel=1e-5)
 
 

@@ -49,7 +49,7 @@ def test_readme_distill_snippet_runs_as_written(tmp_path, monkeypatch):
     scope: dict = {"kdmark": __import__("kdmark")}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the point of the test
     cfg = scope["cfg"]
-    assert list(cfg.teachers) == ["kdmark-68-teacher"] and cfg.kd.heatmap == 1 and cfg.data.input_size == 64
+    assert list(cfg.teachers) == ["kdmark-68-teacher"] and cfg.kd.w_heatmap == 1 and cfg.data.input_size == 64
     assert (tmp_path / "run" / "best.ckpt").is_file()
 
 

@@ -36,9 +36,9 @@ def test_shipped_pipelines_are_valid(pipeline):
 @pytest.mark.parametrize(
     "terms, head",
     [
-        (["kd.heatmap=100"], "heatmap"),
-        (["kd.feature_aligned=0.01", "kd.feature_similarity=0.01"], "deconv"),
-        (["kd.pooled_feature=1"], "joint"),
+        (["kd.w_heatmap=100"], "heatmap"),
+        (["kd.w_feature_aligned=0.01", "kd.w_feature_similarity=0.01"], "deconv"),
+        (["kd.w_pooled_feature=1"], "joint"),
     ],
     ids=["hong-lin-heatmap", "mobilefan-fa-fs", "applsci-pooled"],
 )
@@ -62,7 +62,7 @@ def test_kd_loss_with_tough_and_tolerant_teachers(w300_root, tmp_path):
     recipe = str(ROOT / "recipes/300w_mbv2_regression.yaml")
     assert main(["train", recipe, f"out_dir={tmp_path / 'tough'}", *common]) == 0
     assert main(["train", recipe, f"out_dir={tmp_path / 'tolerant'}", "asm_variance=0.9", *common]) == 0
-    assert main(["distill", recipe, f"out_dir={tmp_path / 'kd'}", "kd.kd_loss=1", "kd.w_sup=0",
+    assert main(["distill", recipe, f"out_dir={tmp_path / 'kd'}", "kd.w_kd_loss=1", "kd.w_sup=0",
                  f"teachers=[{tmp_path / 'tough' / 'best.ckpt'}, {tmp_path / 'tolerant' / 'best.ckpt'}]",
                  *common]) == 0
     assert "train_loss_kd_kd_loss" in (tmp_path / "kd" / "metrics.csv").read_text()
@@ -70,7 +70,7 @@ def test_kd_loss_with_tough_and_tolerant_teachers(w300_root, tmp_path):
 
 def test_distill_refuses_a_heatmap_student_for_kd_loss(w300_root, tiny_checkpoint, tmp_path, capsys):
     assert main(["distill", str(ROOT / "recipes/300w_mbv2_heatmap.yaml"), f"data.root={w300_root}",
-                 f"out_dir={tmp_path}", f"teachers=[{tiny_checkpoint}, {tiny_checkpoint}]", "kd.kd_loss=1",
+                 f"out_dir={tmp_path}", f"teachers=[{tiny_checkpoint}, {tiny_checkpoint}]", "kd.w_kd_loss=1",
                  *TINY]) == 2
     assert "regression or joint head" in capsys.readouterr().err
 
@@ -81,7 +81,7 @@ def _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path, extra=()):
 
     faces = write_synthetic(tmp_path / "faces", n=6, test_fraction=0.0)
     cfg = load_config(DistillConfig, str(ROOT / "recipes/300w_mbv2_heatmap.yaml"), [
-        f"data.root={w300_root}", f"teachers=[{tiny_checkpoint}]", "kd.heatmap=1", "kd.heatmap_kind=awing",
+        f"data.root={w300_root}", f"teachers=[{tiny_checkpoint}]", "kd.w_heatmap=1", "kd.heatmap_kind=awing",
         f"unlabelled={faces}", "unlabelled_split=train", "augment.enabled=false", *TINY, *extra])
     return cfg, faces
 
@@ -134,12 +134,12 @@ def test_distill_on_unlabelled_faces_end_to_end_and_its_refusals(w300_root, tiny
     cfg, faces = _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path)
     out = tmp_path / "kd"
     assert main(["distill", str(ROOT / "recipes/300w_mbv2_heatmap.yaml"), f"data.root={w300_root}",
-                 f"out_dir={out}", f"teachers=[{tiny_checkpoint}]", "kd.heatmap=1", "kd.heatmap_kind=awing",
+                 f"out_dir={out}", f"teachers=[{tiny_checkpoint}]", "kd.w_heatmap=1", "kd.heatmap_kind=awing",
                  f"unlabelled={faces}", "unlabelled_split=train", *TINY]) == 0
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["unlabelled"] == str(faces) and saved["unlabelled_split"] == "train"
     data = build_data(cfg, None)
-    kd_loss, _ = _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path / "b", ["kd.kd_loss=1"])
+    kd_loss, _ = _unlabelled_setup(w300_root, tiny_checkpoint, tmp_path / "b", ["kd.w_kd_loss=1"])
     with pytest.raises(TrainingError, match="KD-Loss"):
         add_unlabelled(kd_loss, data)
     (tmp_path / "empty").mkdir()
@@ -156,7 +156,7 @@ def _tiny_pipeline(tmp_path: Path, w300_root: Path) -> Path:
         "stages": [
             {"name": "teacher", "verb": "train", "recipe": str(ROOT / "recipes/300w_mbv2_heatmap.yaml")},
             {"name": "student_kd", "verb": "distill", "recipe": str(ROOT / "recipes/300w_mbv2_heatmap.yaml"),
-             "set": {"teachers": ["@teacher"], "kd.heatmap": 100.0}},
+             "set": {"teachers": ["@teacher"], "kd.w_heatmap": 100.0}},
             {"name": "eval", "verb": "eval", "models": ["@teacher", "@student_kd"]},
             {"name": "export", "verb": "export", "model": "@student_kd"},
         ],

@@ -89,7 +89,7 @@ def test_computed_targets_are_the_teachers_answer_on_the_crop(tiny_checkpoint, f
 
 def _tiny(w300_root, tmp_path, teacher, *extra):
     return load_config(DistillConfig, None, [f"data.root={w300_root}", f"out_dir={tmp_path}", *TINY, "epochs=1",
-                                             f"teachers=[{teacher}]", "kd.heatmap=1", "kd.heatmap_kind=awing",
+                                             f"teachers=[{teacher}]", "kd.w_heatmap=1", "kd.heatmap_kind=awing",
                                              *extra])
 
 
@@ -111,7 +111,7 @@ def test_cached_run_never_calls_its_teacher(w300_root, tiny_checkpoint, tmp_path
 
 
 def test_cached_refuses_feature_terms(w300_root, tiny_checkpoint, tmp_path):
-    cfg = _tiny(w300_root, tmp_path, tiny_checkpoint, "kd.cached=true", "kd.pooled_feature=1")
+    cfg = _tiny(w300_root, tmp_path, tiny_checkpoint, "kd.cached=true", "kd.w_pooled_feature=1")
     with pytest.raises(TrainingError, match="kd.cached=true keeps the teachers' points"):
         distill(cfg)
     assert not (tmp_path / "config.yaml").exists()

@@ -127,10 +127,10 @@ def test_a_black_box_teacher_refuses_feature_distillation():
 
     teacher = PointTeacher(FakeTeacher("dlib", 0.0), 64, 0.15)
     student = tiny_model("heatmap", num_points=68)
-    cfg = load_config(DistillConfig, None, ["kd.pooled_feature=1.0", "data.input_size=64"])
-    with pytest.raises(TrainingError, match=r"teacher dlib is a black box \(points only\): kd.pooled_feature"):
+    cfg = load_config(DistillConfig, None, ["kd.w_pooled_feature=1.0", "data.input_size=64"])
+    with pytest.raises(TrainingError, match=r"teacher dlib is a black box \(points only\): kd.w_pooled_feature"):
         build_kd_terms(cfg, student, [teacher])
-    ok = load_config(DistillConfig, None, ["kd.heatmap=1.0", "kd.heatmap_kind=awing", "data.input_size=64"])
+    ok = load_config(DistillConfig, None, ["kd.w_heatmap=1.0", "kd.heatmap_kind=awing", "data.input_size=64"])
     assert [name for name, _, _ in build_kd_terms(ok, student, [teacher])] == ["heatmap"]
 
 
@@ -204,13 +204,13 @@ def test_distill_from_a_black_box_teacher_end_to_end(tmp_path, w300_root):
                           f"data.root={w300_root}", f"out_dir={out}", "model.backbone=mobilenetv2_050",
                           "model.head_channels=16", "data.input_size=64", "batch_size=8", "data.max_samples=16",
                           "data.num_workers=0", "progress=false", "epochs=1", "teachers=[mediapipe]",
-                          "kd.heatmap=1.0", "kd.heatmap_kind=awing"], capture_output=True, text=True)
+                          "kd.w_heatmap=1.0", "kd.heatmap_kind=awing"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "loss_kd_heatmap" in (out / "metrics.csv").read_text().splitlines()[0]
     assert "- mediapipe" in (out / "config.yaml").read_text()
     bad = subprocess.run([sys.executable, "-m", "kdmark", "distill", "recipes/300w_mbv2_heatmap.yaml",
                           f"data.root={w300_root}", f"out_dir={tmp_path / 'bad'}", "data.max_samples=16",
-                          "teachers=[mediapipe]", "kd.pooled_feature=1.0"], capture_output=True, text=True)
+                          "teachers=[mediapipe]", "kd.w_pooled_feature=1.0"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "black box" in bad.stderr, bad.stderr
 
 

@@ -136,7 +136,7 @@ def test_zoo_names_work_where_checkpoints_do(tmp_path, w300_root, capsys):
     assert p.num_points == 68
     assert main(["distill", f"data.root={w300_root}", "data.max_samples=16", "data.num_workers=0", "progress=false",
                  "model.backbone=mobilenetv2_050", "model.head_channels=16", "data.input_size=64", "batch_size=8",
-                 "epochs=1", "max_steps=1", "teachers=[kdmark-68-teacher]", "kd.heatmap=1.0",
+                 "epochs=1", "max_steps=1", "teachers=[kdmark-68-teacher]", "kd.w_heatmap=1.0",
                  f"out_dir={tmp_path}"]) == 0
 
 

@@ -69,7 +69,7 @@ def register(verbs) -> None:
                          epilog=settings_help("distill"), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", nargs="?", default=None,
                    help="YAML recipe (see recipes/); none: the built-in defaults and the overrides")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. teachers=[t.ckpt] kd.heatmap=100")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. teachers=[t.ckpt] kd.w_heatmap=100")
     p.set_defaults(func=distill)
 
     p = verbs.add_parser("prune", help="filter pruning with distillation retraining, and what it bought")

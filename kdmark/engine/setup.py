@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,13 +13,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdmark.config import TrainConfig, dump_config, from_dict, to_dict
+from kdmark.asm import ActiveShapeModel
+from kdmark.checkpoint import read_checkpoint
+from kdmark.config import TrainConfig, dump_config, from_dict, migrate, to_dict
+from kdmark.data import read_dataset
 from kdmark.data.dataset import Augment, LandmarkDataset, split_by_photo
+from kdmark.data.images import image_size
+from kdmark.data.labels import read_confidences
+from kdmark.data.pseudo import is_pseudo_folder, pseudo_samples
 from kdmark.data.records import Dataset, DatasetError, Sample
 from kdmark.errors import TrainingError
 from kdmark.io import atomic_write_text, lock_folder, remove_stale_temporaries, unlock_folder
 from kdmark.model import load_model
 from kdmark.models.landmark_net import LandmarkNet, build_model, codec_for
+from kdmark.pruning import apply_channel_spec
 from kdmark.schemes import LandmarkScheme
 
 __all__ = ["prepare", "Prepared", "RunResult", "Data", "make_fabric", "resolve_auto", "build_data", "split_samples",
@@ -46,7 +54,6 @@ class Data:
 def readable_samples(samples: list, skip_bad: bool) -> list:
     """Drop (skip_bad; one "kdmark: skipped" line each) or raise on faces whose image cannot be decoded, before any
     worker sees them."""
-    from kdmark.data.images import image_size
 
     good = []
     for s in samples:
@@ -71,7 +78,6 @@ def split_samples(cfg: TrainConfig) -> tuple[Dataset, list[Sample], list[Sample]
     """(the training dataset, its training faces, the validation faces) as ``cfg.data`` says (see ``DataConfig``
     for the split rules): the one place a run's validation faces are chosen, for training and for a pipeline's
     eval stage alike. Images are not decoded here."""
-    from kdmark.data import read_dataset
 
     d = cfg.data
     if not d.root:
@@ -123,7 +129,6 @@ def build_data(cfg: TrainConfig, codec) -> Data:
 def extra_samples(d, scheme) -> list:
     """The faces of ``data.extra``: each folder's points weighted by its ``weight`` times their confidence (a
     ``kdmark data label`` folder's recorded confidences, or a pseudo-label folder's fused teachers' agreement)."""
-    from kdmark.data.pseudo import is_pseudo_folder
 
     out = []
     for extra in d.extra:
@@ -139,7 +144,6 @@ def extra_samples(d, scheme) -> list:
 
 def _pseudo_faces(extra, scheme) -> list:
     """A pseudo-label folder's faces (one TEACHER.jsonl per teacher), fused per landmark (``kdmark.data.pseudo``)."""
-    from kdmark.data.pseudo import pseudo_samples
 
     if scheme.num_points != 68:
         raise DatasetError(extra.root, f"pseudo-labels are 68-point; this run's scheme is {scheme.name}")
@@ -155,10 +159,7 @@ def _pseudo_faces(extra, scheme) -> list:
 
 def _labelled_faces(extra, scheme, skip_bad: bool) -> list:
     """A dataset folder's faces (e.g. ``kdmark data label``'s), weighted by its ``labels*.jsonl`` confidences."""
-    import dataclasses
 
-    from kdmark.data import read_dataset
-    from kdmark.data.labels import read_confidences
 
     conf = read_confidences(extra.root)
     root = Path(extra.root)
@@ -175,9 +176,7 @@ def _labelled_faces(extra, scheme, skip_bad: bool) -> list:
 
 def soften_with_asm(samples: list, variance: float) -> list:
     """Training faces with their points replaced by ASM soft landmarks (the Tolerant teacher's targets)."""
-    import dataclasses
 
-    from kdmark.asm import ActiveShapeModel
 
     shapes = np.stack([s.points for s in samples])
     soft = ActiveShapeModel(variance).fit(shapes).project(shapes)
@@ -209,7 +208,6 @@ def build_student(cfg: TrainConfig, data: Data) -> LandmarkNet:
         raise TrainingError(f"init_from={cfg.init_from}: a {theirs_card.backbone} {theirs_card.head} model cannot "
                             f"start a {own_card.backbone} {own_card.head} one (set model.backbone/head to match it)")
     if payload.get("channel_spec"):
-        from kdmark.pruning import apply_channel_spec
 
         spec = payload["channel_spec"]
         if grows:  # the grown head may lack some of the old one's layers (a coarser stride): take its widths by name
@@ -265,7 +263,6 @@ def make_fabric(cfg: TrainConfig):
     cfg = resolve_auto(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    import logging
 
     import lightning_utilities.core.rank_zero as rank_zero
 
@@ -377,7 +374,6 @@ def check_resume(cfg: TrainConfig, data: Data | None = None) -> Path | None:
     """Refuse, with one line, to continue a run whose settings (or number of training and validation faces)
     differ from the state file's in anything but :data:`MAY_CHANGE`; returns the state file (None: a fresh run).
     Called before anything is written, so a refused resume leaves the run folder as it was."""
-    from kdmark.checkpoint import read_checkpoint
 
     src = resume_source(cfg)
     if src is None:
@@ -387,7 +383,7 @@ def check_resume(cfg: TrainConfig, data: Data | None = None) -> Path | None:
     if not ts:
         raise TrainingError(f"{src}: holds weights but no training state (optimiser, step, RNG): it cannot be "
                             "resumed; start from its weights with init_from= instead")
-    saved = payload.get("config", {})
+    saved = migrate(payload.get("config", {}))  # keys renamed since, under their new names
     with contextlib.suppress(Exception):  # settings added since the state file was written take their defaults
         saved = to_dict(from_dict(type(cfg), saved))  # (a key since removed: compared as written)
     diffs = _differences(saved, to_dict(cfg))

@@ -20,20 +20,21 @@ __all__ = ["SupervisedTask", "DistillTask", "Teacher", "build_task", "supervised
 
 class SupervisedTask(nn.Module):
     """Ground-truth supervision of whatever the model's head outputs:
-    ``loss = w_reg * coord_loss(coords) + w_hm * heatmap_loss(heatmaps) + w_off * L1(offsets)`` (each term only
-    when present; the offsets' L1 is over the cells near each labelled point, in cells).
+    ``loss = w_coords * coord_loss(coords) + w_heatmap * heatmap_loss(heatmaps) + w_offsets * L1(offsets)`` (each
+    term only when present; the offsets' L1 is over the cells near each labelled point, in cells).
 
     Each loss averages over the labelled points of the batch; faces without a single labelled point (the
     ``unlabelled=`` faces of a distillation run) count as zeros in a mean over the batch's faces, so a batch of 2
     labelled and 30 unlabelled faces does not weight its 2 faces like a full batch (BENCHMARKS.md, issue 7)."""
 
     def __init__(self, model: LandmarkNet, coord_loss: nn.Module | None = None,
-                 heatmap_loss: nn.Module | None = None, w_reg: float = 1.0, w_hm: float = 1.0, w_off: float = 1.0):
+                 heatmap_loss: nn.Module | None = None, w_coords: float = 1.0, w_heatmap: float = 1.0,
+                 w_offsets: float = 1.0):
         super().__init__()
         self.model = model
         self.coord_loss = coord_loss or CoordLoss("wing", scale=model.info.input_size)
         self.heatmap_loss = heatmap_loss or HeatmapLoss("awing")
-        self.w_reg, self.w_hm, self.w_off = w_reg, w_hm, w_off
+        self.w_coords, self.w_heatmap, self.w_offsets = w_coords, w_heatmap, w_offsets
 
     def supervised(self, output: dict, batch: dict) -> dict[str, torch.Tensor]:
         losses: dict[str, torch.Tensor] = {}
@@ -47,8 +48,8 @@ class SupervisedTask(nn.Module):
         if not bool(labelled.all()):  # unlabelled faces (``unlabelled=``) count as zeros: a mean over all faces
             share = labelled.float().mean()
             losses = {k: v * share for k, v in losses.items()}
-        total = (self.w_reg * losses.get("loss_coords", 0.0) + self.w_hm * losses.get("loss_heatmaps", 0.0)
-                 + self.w_off * losses.get("loss_offsets", 0.0))
+        total = (self.w_coords * losses.get("loss_coords", 0.0) + self.w_heatmap * losses.get("loss_heatmaps", 0.0)
+                 + self.w_offsets * losses.get("loss_offsets", 0.0))
         return {"loss": total, **losses}
 
     def forward(self, batch: dict) -> dict:
@@ -68,8 +69,8 @@ def supervised_losses(cfg: TrainConfig) -> dict:
     loss = cfg.loss
     kwargs = {"w": loss.wing_w, "epsilon": loss.wing_epsilon} if loss.coords == "wing" else {}
     return {"coord_loss": CoordLoss(loss.coords, scale=cfg.data.input_size, **kwargs),
-            "heatmap_loss": HeatmapLoss(loss.heatmap), "w_reg": cfg.model.w_reg, "w_hm": cfg.model.w_hm,
-            "w_off": cfg.model.w_off}
+            "heatmap_loss": HeatmapLoss(loss.heatmap), "w_coords": cfg.loss.w_coords,
+            "w_heatmap": cfg.loss.w_heatmap, "w_offsets": cfg.loss.w_offsets}
 
 
 def build_task(cfg: TrainConfig, model: LandmarkNet) -> SupervisedTask:

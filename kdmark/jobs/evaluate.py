@@ -11,10 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from kdmark.config import EvalConfig
-from kdmark.data.dataset import LandmarkDataset
+from kdmark.data import read_dataset
+from kdmark.data.dataset import LandmarkDataset, split_by_photo
+from kdmark.data.images import load_image
 from kdmark.data.records import Sample
-from kdmark.data.transforms import apply_affine
+from kdmark.data.show import draw_grid
+from kdmark.data.transforms import apply_affine, crop_matrix, face_square, warp_image
 from kdmark.engine.loop import predict_dataset
+from kdmark.errors import DatasetError
 from kdmark.io import atomic_write_text, write_together
 from kdmark.metrics import Metrics, plot_ced, score_samples
 from kdmark.model import load_model
@@ -53,12 +57,10 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = None,
     kdmark's fixed validation split holds out (e.g. 0.1, as in training). ``tta="flip"`` averages each face with
     its mirror image (``kdmark.schemes.with_tta``).
     """
-    from kdmark.data import read_dataset
 
     ds = read_dataset(data, format=data_format, split=split)
     samples = ds.samples
     if heldout:  # the faces kdmark's fixed split held out for validation
-        from kdmark.data.dataset import split_by_photo
 
         samples = split_by_photo(ds, heldout)[1]
     out = Path(out_dir) if out_dir else Path(checkpoint).parent / f"eval-{Path(data).name}"
@@ -72,7 +74,6 @@ def evaluate_samples(checkpoint: str | Path, samples: list[Sample], out_dir: str
                      worst: int = EvalConfig.worst, progress: bool = False, source: str = "",
                      tta: str = EvalConfig.tta) -> EvalResult:
     """:func:`evaluate` on a list of samples (e.g. a run's fixed validation split)."""
-    from kdmark.errors import DatasetError
 
     model = load_model(checkpoint)  # a zoo name, a .ckpt or an exported .onnx (kdmark.Model)
     card = model.card
@@ -107,9 +108,6 @@ def evaluate_samples(checkpoint: str | Path, samples: list[Sample], out_dir: str
 def _draw_worst(samples: list[Sample], preds: list[np.ndarray], scheme: LandmarkScheme, path: Path,
                 titles: list[str]) -> Path:
     """Ground truth (coloured by side) and predictions (yellow crosses) on the same crops."""
-    from kdmark.data.images import load_image
-    from kdmark.data.show import draw_grid
-    from kdmark.data.transforms import crop_matrix, face_square, warp_image
 
     crops, pred_crops = [], []
     for s, p in zip(samples, preds, strict=False):

@@ -9,6 +9,7 @@ one is refused rather than silently overwritten); an interrupted training stage 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -20,18 +21,28 @@ from typing import Any, Literal
 
 import yaml
 
+from kdmark import zoo
+from kdmark.checkpoint import load_checkpoint
 from kdmark.config import (
     ConfigError,
     DistillConfig,
+    PruneConfig,
     TrainConfig,
-    flatten_overrides,
     from_dict,
     load_config,
     packaged,
     shipped,
     to_dict,
 )
+from kdmark.data.synth import GENERATOR, write_synthetic
+from kdmark.deploy.bench import model_cost
+from kdmark.deploy.export import export_onnx
+from kdmark.engine.setup import readable_samples, split_samples
 from kdmark.io import atomic_write_json, atomic_write_text
+from kdmark.jobs.evaluate import evaluate_samples
+from kdmark.jobs.prune import prune_checkpoint
+from kdmark.jobs.report import write_report
+from kdmark.jobs.train import distill, train
 
 __all__ = ["PipelineConfig", "StageConfig", "run_pipeline", "load_pipeline"]
 
@@ -102,18 +113,13 @@ def _stage_config(stage: StageConfig, pipeline: PipelineConfig, base: Path, stag
     if stage.recipe:  # beside the pipeline file, or one kdmark ships (recipes/NAME.yaml)
         recipe = base / stage.recipe if (base / stage.recipe).exists() else shipped(stage.recipe)
     settings = _resolve_refs({**pipeline.set, **stage.set}, done)
-    overrides = flatten_overrides(settings) + [f"out_dir={stage_dir}"]
-    return load_config(cls, recipe, overrides)
+    return load_config(cls, recipe, settings=(settings, {"out_dir": str(stage_dir)}))
 
 
 def _prune_config(stage: StageConfig, pipeline: PipelineConfig, stage_dir: Path, done: dict[str, Path]):
-    from kdmark.config import PruneConfig
-
-    model = _resolve_refs(stage.model, done)
-    settings = _resolve_refs(dict(stage.set), done)
-    train = flatten_overrides(_resolve_refs(pipeline.set, done), "train.")
-    return load_config(PruneConfig, None, [f"checkpoint={model}", f"out_dir={stage_dir}",
-                                           *flatten_overrides(settings), *train])
+    own = {"checkpoint": _resolve_refs(stage.model, done), "out_dir": str(stage_dir)}
+    train = {"train": _resolve_refs(pipeline.set, done)}  # the pipeline's settings, for the retraining
+    return load_config(PruneConfig, settings=(own, _resolve_refs(dict(stage.set), done), train))
 
 
 def _fingerprint(obj: Any) -> str:
@@ -143,7 +149,6 @@ def _synthetic_default(overrides: list[str]) -> list[str]:
     A ``data.root`` the user names is only ever created, never replaced. kdmark's own folder (``OUT_DIR/data``) is
     made again when its ``synth.json`` is missing (an interrupted generation: it is written last) or records other
     generator settings."""
-    from kdmark.data.synth import GENERATOR, write_synthetic
 
     root = next((o.split("=", 1)[1] for o in overrides if o.startswith("data.root=")), None)
     own = root is None
@@ -164,7 +169,6 @@ def _synthetic_default(overrides: list[str]) -> list[str]:
 def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> dict[str, Path]:
     """Run every stage of a pipeline file; returns {stage name: its output (best checkpoint or folder)}.
     Without a file: the default pipeline on built-in synthetic faces (generated on first use)."""
-    from kdmark.jobs.train import train
 
     overrides = list(overrides)
     if path is None:
@@ -202,20 +206,16 @@ def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> d
         if stage.verb == "train":
             output = train(_with_resume(cfg, resuming)).best_checkpoint
         elif stage.verb == "distill":
-            from kdmark.jobs.train import distill
 
             output = distill(_with_resume(cfg, resuming)).best_checkpoint
         elif stage.verb == "prune":
-            import dataclasses
 
-            from kdmark.jobs.prune import prune_checkpoint
 
             # an unfinished stage (no stage.json) is the pipeline's own folder: its prune is redone, not refused
             output = prune_checkpoint(dataclasses.replace(cfg, overwrite=True)).checkpoint
         elif stage.verb == "eval":
             output = _eval_stage(spec["models"], pipeline, base, stage_dir, done)
         else:
-            from kdmark.deploy.export import export_onnx
 
             output = export_onnx(spec["model"], stage_dir / "model.onnx").path
         stage_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +226,6 @@ def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> d
         _log(f"stage {stage.name} done in {info['seconds']:.0f}s -> {output}")
     eval_stages = [s.name for s in pipeline.stages if s.verb == "eval"]
     if eval_stages:
-        from kdmark.jobs.report import write_report
 
         html_path, md_path = write_report(run_dir, eval_stages[-1], f"kdmark report: {pipeline.name}")
         _log(f"report: {html_path} and {md_path}")
@@ -235,15 +234,12 @@ def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> d
 
 def _cost(ckpt: Path) -> dict:
     """Parameters, MACs, file size and CPU latency (batch 1, one thread, p50) of a checkpoint."""
-    from kdmark.checkpoint import load_checkpoint
-    from kdmark.deploy.bench import model_cost
 
     model, _ = load_checkpoint(ckpt)
     return {**model_cost(model, model.info.input_size), "size_bytes": ckpt.stat().st_size}
 
 
 def _with_resume(cfg, resuming: bool):
-    import dataclasses
 
     return dataclasses.replace(cfg, resume=resuming)
 
@@ -251,9 +247,6 @@ def _with_resume(cfg, resuming: bool):
 def _eval_stage(models: list[str], pipeline: PipelineConfig, base: Path, stage_dir: Path,
                 done: dict[str, Path]) -> Path:
     """Evaluate every model on the run's validation faces (the same fixed split training used) and write a table."""
-    from kdmark import zoo
-    from kdmark.engine.setup import readable_samples, split_samples
-    from kdmark.jobs.evaluate import evaluate_samples
 
     first = next((p for p in pipeline.stages if p.verb in ("train", "distill")), None)
     if first is None:

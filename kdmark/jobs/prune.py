@@ -14,14 +14,16 @@ from pathlib import Path
 import torch
 
 from kdmark.checkpoint import load_checkpoint, save_checkpoint
-from kdmark.config import DistillConfig, PruneConfig, dump_config, flatten_overrides, load_config, to_dict
+from kdmark.config import DistillConfig, PruneConfig, dump_config, load_config, migrate, to_dict
 from kdmark.data.dataset import LandmarkDataset
+from kdmark.deploy.bench import model_cost
 from kdmark.engine.loop import fit, validate
 from kdmark.engine.setup import cache_faces, claim_folder, claim_run, prepare
-from kdmark.engine.tasks import DistillTask, Teacher, supervised_losses
+from kdmark.engine.tasks import DistillTask, SupervisedTask, Teacher, supervised_losses
 from kdmark.io import atomic_write_json
 from kdmark.kd_losses import PooledFeatureKD
 from kdmark.pruning import channel_spec, prunable_layers, prune_layer, score_layer
+from kdmark.zoo import resolve
 
 __all__ = ["prune_checkpoint", "PruneResult", "measure", "format_report"]
 
@@ -51,15 +53,13 @@ def _retrain_config(cfg: PruneConfig, saved: dict) -> DistillConfig:
                 print(f"kdmark: {cfg.checkpoint} was also trained on {root}, which is not here: retraining without "
                       "it (set train.data.extra=[...] to use other extra data)")
         base = {**base, "data": {**base["data"], "extra": here}}
-    overrides = flatten_overrides(base) + flatten_overrides(cfg.train)
-    overrides += [f"optim.lr={cfg.lr}", "optim.warmup_epochs=0", "resume=false", "init_from=null", "ema=null",
-                  f"out_dir={cfg.out_dir}", f"kd.pooled_feature={cfg.kd_weight}"]
-    return load_config(DistillConfig, None, overrides)
+    own = {"optim.lr": cfg.lr, "optim.warmup_epochs": 0, "resume": False, "init_from": None, "ema": None,
+           "out_dir": cfg.out_dir, "kd.w_pooled_feature": cfg.w_pooled_feature}
+    return load_config(DistillConfig, settings=(base, cfg.train, own))
 
 
 def measure(model: torch.nn.Module, data, size: int, path: Path | None = None) -> dict:
     """Parameters, MACs, checkpoint size, CPU latency (batch 1; one thread and all threads) and validation NME."""
-    from kdmark.deploy.bench import model_cost
 
     cost = model_cost(model, size, tuple(sorted({1, os.cpu_count() or 1})))
     val, _, _ = validate(model.eval(), data)
@@ -69,11 +69,10 @@ def measure(model: torch.nn.Module, data, size: int, path: Path | None = None) -
 
 def prune_checkpoint(cfg: PruneConfig) -> PruneResult:
     """Prune ``cfg.checkpoint`` and retrain it; writes ``pruned.ckpt`` and ``prune_report.json`` in ``out_dir``."""
-    from kdmark.zoo import resolve
 
     source = Path(resolve(cfg.checkpoint))  # a zoo name prunes the shipped checkpoint
     model, payload = load_checkpoint(source)
-    dcfg = _retrain_config(cfg, payload.get("config", {}))
+    dcfg = _retrain_config(cfg, migrate(payload.get("config", {})))
     out = Path(cfg.out_dir)
     run = prepare(dcfg, model)  # the one set-up train and distill use, around the loaded checkpoint
     fabric, dcfg, data = run.fabric, run.cfg, run.data
@@ -103,7 +102,7 @@ def _prune(cfg: PruneConfig, source: Path, model, dcfg: DistillConfig, run, out:
     def retrain(epochs: int, folder: str) -> None:
         if epochs <= 0:
             return
-        kd = [("pooled_feature", cfg.kd_weight, PooledFeatureKD(_last_channels(model, size),
+        kd = [("pooled_feature", cfg.w_pooled_feature, PooledFeatureKD(_last_channels(model, size),
                                                                 _last_channels(teacher.model, teacher.size)))]
         task = DistillTask(model, [teacher], kd, **supervised_losses(dcfg))
         task.to_teachers(fabric.device)
@@ -147,7 +146,6 @@ def _last_channels(model, size: int) -> int:
 def _taylor_loss(data):
     """A loss on a few training faces, for Taylor importance (which needs gradients)."""
     def loss(m):
-        from kdmark.engine.tasks import SupervisedTask
 
         batch = torch.utils.data.default_collate([data.train[i] for i in range(min(16, len(data.train)))])
         return SupervisedTask(m)(batch)["loss"]

@@ -43,8 +43,8 @@ def add_unlabelled(cfg: DistillConfig, data: Data) -> Data:
 
     if not cfg.unlabelled:
         return data
-    if cfg.kd.kd_loss:
-        raise TrainingError("unlabelled faces cannot be distilled with KD-Loss (kd.kd_loss): it needs the ground "
+    if cfg.kd.w_kd_loss:
+        raise TrainingError("unlabelled faces cannot be distilled with KD-Loss (kd.w_kd_loss): it needs the ground "
                             "truth of every face")
     ds = read_dataset(cfg.unlabelled, split=cfg.unlabelled_split, scheme=data.scheme, skip_bad=cfg.data.skip_bad)
     samples = readable_samples(ds.samples, cfg.data.skip_bad)
@@ -66,8 +66,8 @@ def make_teacher(spec: str, cfg: DistillConfig, codec, heatmap_size: int):
 
 def _black_box(teacher, term: str) -> None:
     if getattr(teacher, "black_box", False):
-        raise TrainingError(f"teacher {teacher.name} is a black box (points only): kd.{term} needs a teacher's "
-                            "features; use a checkpoint teacher for it, or distil points or heatmaps (kd.heatmap)")
+        raise TrainingError(f"teacher {teacher.name} is a black box (points only): kd.w_{term} needs a teacher's "
+                            "features; use a checkpoint teacher for it, or distil points or heatmaps (kd.w_heatmap)")
 
 
 def _channels(model: LandmarkNet, which: str, size: int) -> list[int]:
@@ -81,37 +81,37 @@ def build_kd_terms(cfg: DistillConfig, student: LandmarkNet, teachers: list[Teac
     """(name, weight, module) for every distillation term the config switches on."""
     k = cfg.kd
     terms = []
-    need = max([k.teacher] + ([k.tough, k.tolerant] if k.kd_loss else []))
+    need = max([k.teacher] + ([k.tough, k.tolerant] if k.w_kd_loss else []))
     if need >= len(teachers):
         raise TrainingError(f"the distillation terms use teacher {need}, but {len(teachers)} teacher(s) are given "
                             "(set teachers=[a.ckpt, ...])")
     size = cfg.data.input_size
-    if k.kd_loss:
+    if k.w_kd_loss:
         if student.info.head not in ("regression", "joint"):
             raise TrainingError("KD-Loss distils coordinates: the student needs a regression or joint head")
-        terms.append(("kd_loss", k.kd_loss, KDLoss(k.kd_loss_preset, k.tough, k.tolerant)))
+        terms.append(("kd_loss", k.w_kd_loss, KDLoss(k.kd_loss_preset, k.tough, k.tolerant)))
     teacher = teachers[k.teacher] if teachers else None
     for term in ("pooled_feature", "feature_aligned", "feature_similarity"):
-        if getattr(k, term):
+        if getattr(k, f"w_{term}"):
             _black_box(teacher, term)
             if k.cached:
                 raise TrainingError(f"kd.cached=true keeps the teachers' points and heatmaps, not their features: "
-                                    f"kd.{term} needs the teacher at every step; set kd.cached=false")
-    if k.pooled_feature:
+                                    f"kd.w_{term} needs the teacher at every step; set kd.cached=false")
+    if k.w_pooled_feature:
         t_ch = _channels(teacher.model, "features", teacher.size)[-1]
         s_ch = student.backbone.channels[-1]
-        terms.append(("pooled_feature", k.pooled_feature, PooledFeatureKD(s_ch, t_ch, k.pooled_adapter, k.teacher)))
-    if k.feature_aligned:
+        terms.append(("pooled_feature", k.w_pooled_feature, PooledFeatureKD(s_ch, t_ch, k.pooled_adapter, k.teacher)))
+    if k.w_feature_aligned:
         s_ch = _channels(student, "head_features", size)
         t_ch = _channels(teacher.model, "head_features", teacher.size)
         if len(s_ch) != len(t_ch):
             raise TrainingError(f"feature-aligned distillation pairs decoder stages: the student has {len(s_ch)}, "
                                 f"the teacher {len(t_ch)}")
-        terms.append(("feature_aligned", k.feature_aligned, FeatureAlignedKD(s_ch, t_ch, k.teacher)))
-    if k.feature_similarity:
-        terms.append(("feature_similarity", k.feature_similarity, FeatureSimilarityKD(k.teacher)))
-    if k.heatmap:
-        terms.append(("heatmap", k.heatmap, HeatmapKD(k.heatmap_kind, k.teacher)))
+        terms.append(("feature_aligned", k.w_feature_aligned, FeatureAlignedKD(s_ch, t_ch, k.teacher)))
+    if k.w_feature_similarity:
+        terms.append(("feature_similarity", k.w_feature_similarity, FeatureSimilarityKD(k.teacher)))
+    if k.w_heatmap:
+        terms.append(("heatmap", k.w_heatmap, HeatmapKD(k.heatmap_kind, k.teacher)))
     return terms
 
 
@@ -120,7 +120,7 @@ def distill(cfg: DistillConfig) -> RunResult:
 
     Example:
         >>> cfg = load_config(DistillConfig, "recipes/300w_mbv2_heatmap.yaml",
-        ...                   ["teachers=[kdmark-68-teacher]", "kd.heatmap=1", "kd.heatmap_kind=awing"])
+        ...                   ["teachers=[kdmark-68-teacher]", "kd.w_heatmap=1", "kd.heatmap_kind=awing"])
         >>> kdmark.distill(cfg).best_checkpoint
     """
     run = prepare(cfg)

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPE = str(ROOT / "recipes" / "300w_mbv2_heatmap.yaml")
 STUDENT = {"model.backbone": "mobilenetv2_050"}
 KD = {**STUDENT, "teachers": ["@teacher"]}
-MSE100 = {**KD, "kd.heatmap": 100.0}
-AWING = {**KD, "kd.heatmap": 1.0, "kd.heatmap_kind": "awing"}
+MSE100 = {**KD, "kd.w_heatmap": 100.0}
+AWING = {**KD, "kd.w_heatmap": 1.0, "kd.heatmap_kind": "awing"}
 
 # setting: (generator settings, pipeline-wide settings, teacher settings, {variant stage: its settings})
 SETTINGS = {
@@ -26,7 +26,7 @@ SETTINGS = {
         "student_kd": MSE100,
         "student_kd_r": {**MSE100, "kd.warmup_epochs": 3},
         "student_aw": AWING,
-        "student_fa": {**KD, "kd.feature_aligned": 1.0},
+        "student_fa": {**KD, "kd.w_feature_aligned": 1.0},
         "student_pure": {**MSE100, "kd.w_sup": 0.0},
         "student_aw_pure": {**AWING, "kd.w_sup": 0.0},
     }),

@@ -11,8 +11,8 @@ T=runs/default/teacher/best.ckpt
 # run-to-run spread: the baseline student with another seed
 kdmark train $S seed=1 out_dir=$X/student_s1
 # Appl. Sci. pooled-feature distillation, with and without the AWing heatmap term
-kdmark distill $S teachers=[$T] kd.pooled_feature=1.0 out_dir=$X/pf
-kdmark distill $S teachers=[$T] $AW kd.pooled_feature=1.0 out_dir=$X/hm_pf
+kdmark distill $S teachers=[$T] kd.w_pooled_feature=1.0 out_dir=$X/pf
+kdmark distill $S teachers=[$T] $AW kd.w_pooled_feature=1.0 out_dir=$X/hm_pf
 # heatmap distillation faded out by the last epoch
 kdmark distill $S teachers=[$T] $AW kd.decay=linear out_dir=$X/hm_lin
 kdmark distill $S teachers=[$T] $AW kd.decay=cosine out_dir=$X/hm_cos
