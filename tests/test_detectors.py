@@ -49,6 +49,32 @@ def test_decode_by_hand():
     assert np.isfinite(bf.decode(reg, logits, 0.5)[1]).all()
 
 
+def test_decode_keeps_exactly_the_anchors_at_or_above_the_threshold():
+    """decode scores only the logits that can pass (a shortcut for speed, issue 29 item 2): it must keep the same
+    anchors as scoring all of them, at the threshold's edge too, and keep all of them at threshold 0."""
+    rng = np.random.default_rng(0)
+    reg = rng.normal(0, 5, (1, 896, 16)).astype(np.float32)
+    logits = rng.normal(0, 3, (1, 896, 1)).astype(np.float32)
+    logits[0, :3, 0] = [0.0, np.float32(np.log(0.7 / 0.3)), 150.0]  # on the edge for 0.5 and 0.7; clipped
+    for threshold in (0.0, 0.3, 0.5, 0.7, 0.95, 1.0):
+        scores_all = 1 / (1 + np.exp(-np.clip(logits.reshape(-1).astype(np.float64), -100, 100)))
+        want = np.flatnonzero(scores_all >= threshold)
+        boxes, scores, kps = bf.decode(reg, logits, threshold)
+        assert np.array_equal(scores, scores_all[want]) and len(boxes) == len(kps) == len(want), threshold
+
+
+def test_iou_matrix_is_box_iou_for_every_pair():
+    from kdmark.data.transforms import box_iou
+
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(0, 50, (12, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(0, 30, (12, 2))], axis=1)
+    boxes[3] = boxes[4]  # identical boxes
+    boxes[5, 2:] = boxes[5, :2]  # an empty one (zero area)
+    m = bf._iou_matrix(boxes)
+    assert np.array_equal(m, np.stack([box_iou(b, boxes) for b in boxes]))
+
+
 def test_weighted_nms_averages_overlapping_boxes_by_score():
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], float)
     scores = np.array([0.6, 0.9, 0.7])

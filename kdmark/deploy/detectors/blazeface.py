@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdmark.data.transforms import box_iou, warp_image
+from kdmark.data.transforms import warp_image
 
 __all__ = ["BlazeFace", "ONNX_PATH", "anchors", "decode", "weighted_nms", "letterbox_matrix", "tile_grid",
            "inside_tile", "input_size"]
@@ -88,10 +88,16 @@ def decode(regressors: np.ndarray, logits: np.ndarray, threshold: float,
            size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes (N, 4) [x0, y0, x1, y1], scores (N,) and keypoints (N, 6, 2) in input pixels, for the anchors that
     score at least ``threshold`` (``size``: the input's side)."""
-    raw = regressors.reshape(-1, 4 + 2 * NUM_KEYPOINTS).astype(np.float64)
-    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1).astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
+    x = logits.reshape(-1).astype(np.float64)
+    if 0.0 < threshold < 1.0:  # the sigmoid is monotone: only logits near or above logit(threshold) can pass,
+        idx = np.flatnonzero(x >= np.log(threshold / (1.0 - threshold)) - 1e-6)  # scored exactly below
+    else:
+        idx = np.arange(x.size)
+    scores = 1.0 / (1.0 + np.exp(-np.clip(x[idx], -SCORE_CLIP, SCORE_CLIP)))
     keep = scores >= threshold
-    raw, scores, a = raw[keep], scores[keep], anchors(size)[keep].astype(np.float64) * size
+    idx, scores = idx[keep], scores[keep]
+    raw = regressors.reshape(-1, 4 + 2 * NUM_KEYPOINTS)[idx].astype(np.float64)
+    a = anchors(size)[idx].astype(np.float64) * size
     cx, cy = raw[:, 0] + a[:, 0], raw[:, 1] + a[:, 1]
     w, h = raw[:, 2], raw[:, 3]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
@@ -105,10 +111,11 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
     overlaps it by more than ``iou`` (weights: scores), keep the best score; repeat. Ties keep input order."""
     order = np.argsort(-scores, kind="stable")
     boxes, scores, keypoints = boxes[order], scores[order], keypoints[order]
+    overlaps = _iou_matrix(boxes) > iou  # every pair at once (box_iou's formula): a photo has a few candidates
     out = []
     remaining = np.arange(len(scores))
     while remaining.size:
-        overlap = box_iou(boxes[remaining[0]], boxes[remaining]) > iou
+        overlap = overlaps[remaining[0], remaining]
         group = remaining[overlap]
         wts = scores[group][:, None]
         box = (boxes[group] * wts).sum(0) / wts.sum()
@@ -116,6 +123,17 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
         out.append((box, float(scores[group[0]]), kps))
         remaining = remaining[~overlap]
     return out
+
+
+def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
+    """(N, N) intersection over union of every pair of [x0, y0, x1, y1] rows (``box_iou`` for all pairs)."""
+    b = np.asarray(boxes, float)
+    ix = np.maximum(np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]), 0.0)
+    iy = np.maximum(np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]), 0.0)
+    inter = ix * iy
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area[:, None] + area[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 class BlazeFace:
@@ -134,12 +152,16 @@ class BlazeFace:
             size: int = INPUT_SIZE) -> list[tuple[np.ndarray, float, np.ndarray]]:
         """Detections in the ``size``-px input that the 2x3 affine ``m`` makes from ``image``, mapped back to image
         pixels."""
+        return [(b, float(sc), k) for b, sc, k in zip(*self._pass(image, m, size))]
+
+    def _pass(self, image: np.ndarray, m: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``run`` as arrays: boxes (N, 4), scores (N,), keypoints (N, 6, 2) in image pixels."""
         x = warp_image(image, m, size).astype(np.float32) / 127.5 - 1.0
         regressors, logits = self.session.run(["regressors", "classificators"],
                                               {self.input_name: x.transpose(2, 0, 1)[None].copy()})
         s, tx, ty = m[0, 0], m[0, 2], m[1, 2]
         boxes, scores, kps = decode(regressors, logits, self.threshold, size)
-        return [((b - [tx, ty, tx, ty]) / s, float(sc), (k - [tx, ty]) / s) for b, sc, k in zip(boxes, scores, kps)]
+        return (boxes - [tx, ty, tx, ty]) / s, scores, (kps - [tx, ty]) / s
 
     def detect_raw(self, image: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray]]:
         """(box [x0, y0, x1, y1], score, keypoints (6, 2)) per face, in image pixels, best first: the whole photo,
@@ -147,15 +169,14 @@ class BlazeFace:
         runs at ``SMALL_INPUT`` px (``input_size``)."""
         h, w = image.shape[:2]
         size = input_size(w, h)
-        found = self.run(image, letterbox_matrix(w, h, size), size)
+        found = [self._pass(image, letterbox_matrix(w, h, size), size)]
         for x0, y0, side in tile_grid(w, h, self.tiles):
             s = INPUT_SIZE / side
-            m = np.array([[s, 0.0, -s * x0], [0.0, s, -s * y0]])
-            found += [d for d in self.run(image, m) if inside_tile(d[0], x0, y0, side, w, h)]
-        if not found:
-            return []
-        boxes, scores, kps = (np.array(v) for v in zip(*found))
-        return weighted_nms(boxes, scores, kps)
+            boxes, scores, kps = self._pass(image, np.array([[s, 0.0, -s * x0], [0.0, s, -s * y0]]), INPUT_SIZE)
+            keep = np.array([inside_tile(b, x0, y0, side, w, h) for b in boxes], bool)
+            found.append((boxes[keep], scores[keep], kps[keep]))
+        boxes, scores, kps = found[0] if len(found) == 1 else (np.concatenate(p) for p in zip(*found))
+        return weighted_nms(boxes, scores, kps) if len(scores) else []
 
 
 TILE_OVERLAP = 0.25  # tiles of one level overlap by this fraction of their side
