@@ -232,6 +232,88 @@ def test_run_pipeline_with_a_prune_stage(w300_root, tmp_path):
     assert [r["model"] for r in summary] == ["teacher", "student_kd", "pruned"]
 
 
+def test_pruned_teacher_fine_tuned_with_and_without_distillation_and_the_report_compares_them(w300_root, tmp_path,
+                                                                                           capsys):
+    """The default job's shape: the teacher pruned without retraining, then fine-tuned from that one start with and
+    without distillation; the report opens with what each ingredient changed, computed from the eval table."""
+    path = _tiny_pipeline(tmp_path, w300_root)
+    spec = yaml.safe_load(path.read_text())
+    recipe = str(ROOT / "recipes/300w_mbv2_heatmap.yaml")
+    spec["stages"] = [
+        spec["stages"][0],
+        {"name": "teacher_pruned", "verb": "prune", "model": "@teacher",
+         "set": {"ratio": 0.4, "scope": "all", "schedule": "global", "finetune_epochs": 0}},
+        {"name": "pruned", "verb": "train", "recipe": recipe, "set": {"init_from": "@teacher_pruned"}},
+        {"name": "pruned_kd", "verb": "distill", "recipe": recipe,
+         "set": {"init_from": "@teacher_pruned", "teachers": ["@teacher"], "kd.w_heatmap": 1.0}},
+        {"name": "eval", "verb": "eval", "models": ["@teacher", "@teacher_pruned", "@pruned", "@pruned_kd"]},
+    ]
+    spec["compare"] = [{"what": "distillation", "baseline": "pruned", "variant": "pruned_kd"},
+                       {"what": "pruning", "baseline": "teacher", "variant": "teacher_pruned"}]
+    path.write_text(yaml.safe_dump(spec))
+    run_pipeline(path)
+    run = tmp_path / "run"
+    from kdmark.checkpoint import load_checkpoint
+
+    pruned, _ = load_checkpoint(run / "teacher_pruned" / "pruned.ckpt")
+    for name in ("pruned", "pruned_kd"):  # both fine-tunes started from the pruned teacher and kept its channels
+        model, _ = load_checkpoint(run / name / "best.ckpt")
+        assert model.channel_spec == pruned.channel_spec
+    assert not (run / "teacher_pruned" / "finetune").exists()  # finetune_epochs=0: pruned, not retrained
+    by = {r["model"]: r for r in json.loads((run / "eval" / "summary.json").read_text())}
+    rel = (by["pruned_kd"]["nme"] - by["pruned"]["nme"]) / by["pruned"]["nme"] * 100
+    md = (run / "report.md").read_text()
+    assert md.index("## What each ingredient buys") < md.index("## Every model")
+    row = next(line for line in md.splitlines() if line.startswith("| distillation |"))
+    assert row.split(" | ")[1:6] == ["pruned", f"{by['pruned']['nme'] * 100:.3f}", "pruned_kd",
+                                     f"{by['pruned_kd']['nme'] * 100:.3f}", f"{rel:+.1f}%"]
+    ratio = by["teacher_pruned"]["params"] / by["teacher"]["params"]
+    assert "| pruning | teacher |" in md and f"{ratio:.2f}x" in md and ratio < 0.6
+    out = capsys.readouterr().out
+    assert f"[kdmark run] distillation: pruned_kd {by['pruned_kd']['nme'] * 100:.3f}% vs pruned" in out
+    assert "What each ingredient buys" in (run / "report.html").read_text()
+
+
+def test_compare_must_name_stages_the_last_eval_scores(w300_root, tmp_path):
+    path = _tiny_pipeline(tmp_path, w300_root)
+    spec = yaml.safe_load(path.read_text())
+    spec["compare"] = [{"what": "distillation", "baseline": "student", "variant": "student_kd"}]
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match="compare 'distillation': 'student' is not a stage the last eval stage "
+                                          "scores .it scores: student_kd, teacher."):
+        load_pipeline(path)
+    spec["compare"] = [{"what": "x", "baseline": "teacher", "variant": "student_kd", "with": "y"}]
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match="unknown key 'compare.*with'"):
+        load_pipeline(path)
+    assert not (tmp_path / "run").exists()  # refused before anything ran
+
+
+def _stage(cfg, name):
+    return next(s for s in cfg.stages if s.name == name)
+
+
+@pytest.mark.parametrize("name", ["default", "quickstart"])
+def test_main_pipelines_isolate_each_ingredient(name):
+    """issue 30: the main jobs compare the student alone, with distillation, and the teacher pruned to its size
+    fine-tuned without and with distillation; each distillation pair differs by the distillation alone (same
+    recipe, start and settings; one trains, the other distils)."""
+    cfg, _ = load_pipeline(ROOT / "pipelines" / f"{name}.yaml")
+    pairs = {c.baseline: c.variant for c in cfg.compare}
+    assert pairs.get("student") in ("student_kd", "pruned", "pruned_kd") and cfg.compare
+    for c in cfg.compare:
+        if "distillation" not in c.what:
+            continue
+        base, variant = _stage(cfg, c.baseline), _stage(cfg, c.variant)
+        assert (base.verb, variant.verb) == ("train", "distill") and base.recipe == variant.recipe
+        kd_only = {k: v for k, v in variant.set.items() if k != "teachers" and not k.startswith("kd.")}
+        assert kd_only == base.set, c.what
+    prune = _stage(cfg, "teacher_pruned")
+    assert prune.set["finetune_epochs"] == 0 and prune.set["scope"] == "all"
+    assert _stage(cfg, "pruned").set["init_from"] == "@teacher_pruned"
+    assert sum("distillation" in c.what for c in cfg.compare) == 2
+
+
 def test_default_faces_are_generated_once_and_again_when_the_settings_change(tmp_path, monkeypatch):
     import json
 

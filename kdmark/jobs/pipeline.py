@@ -5,6 +5,8 @@ A pipeline lists stages (``train``, ``distill``, ``prune``, ``eval``, ``export``
 A finished stage leaves ``stage.json`` and is skipped on a re-run (if its resolved config is unchanged; a changed
 one is refused rather than silently overwritten); an interrupted training stage resumes from its ``last.ckpt``.
 ``"@name"`` anywhere in a stage's settings means the best checkpoint of the earlier stage ``name``.
+``compare`` lists pairs of evaluated stages that differ by one ingredient (distillation, the teacher's weights...):
+the report and the run's last lines show what each ingredient changed, measured.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from kdmark.jobs.prune import prune_checkpoint
 from kdmark.jobs.report import write_report
 from kdmark.jobs.train import distill, train
 
-__all__ = ["PipelineConfig", "StageConfig", "run_pipeline", "load_pipeline"]
+__all__ = ["PipelineConfig", "StageConfig", "Comparison", "run_pipeline", "load_pipeline"]
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,21 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """Two evaluated stages that differ by one ingredient: ``variant`` is ``baseline`` plus ``what``."""
+
+    what: str  # the ingredient, as the report names it (e.g. "distillation, student from scratch")
+    baseline: str  # a stage name (no "@")
+    variant: str
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str = "pipeline"
     out_dir: str = "runs/pipeline"
     set: dict = field(default_factory=dict)  # overrides for every train/distill stage (data.root, epochs, ...)
     stages: tuple[StageConfig, ...] = ()
+    compare: tuple[Comparison, ...] = ()  # what each ingredient buys (stages of the last eval stage)
 
 
 def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[PipelineConfig, Path]:
@@ -91,6 +103,13 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[Pipeline
     names = [s.name for s in cfg.stages]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: stage names must be unique, got {names}")
+    evals = [s for s in cfg.stages if s.verb == "eval"]
+    scored = {m[1:] for m in evals[-1].models if m.startswith("@")} if evals else set()
+    for c in cfg.compare:  # refused before any stage runs, not after an hour of training
+        for name in (c.baseline, c.variant):
+            if name not in scored:
+                raise ConfigError(f"{path}: compare {c.what!r}: {name!r} is not a stage the last eval stage scores "
+                                  f"(it scores: {', '.join(sorted(scored)) or 'none'})")
     return cfg, path.parent
 
 
@@ -227,7 +246,10 @@ def run_pipeline(path: str | Path | None = None, overrides: list[str] = ()) -> d
     eval_stages = [s.name for s in pipeline.stages if s.verb == "eval"]
     if eval_stages:
 
-        html_path, md_path = write_report(run_dir, eval_stages[-1], f"kdmark report: {pipeline.name}")
+        html_path, md_path, findings = write_report(run_dir, eval_stages[-1], f"kdmark report: {pipeline.name}",
+                                                    pipeline.compare)
+        for line in findings:
+            _log(line)
         _log(f"report: {html_path} and {md_path}")
     return done
 

@@ -87,21 +87,31 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
-def _findings(rows: list[dict]) -> list[str]:
+def _comparisons(rows: list[dict], compare) -> tuple[list[str], list[str], list[list[str]]]:
+    """The pipeline's ``compare`` pairs as sentences and a table: each ingredient's change in NME (relative) and
+    in cost (parameters, MACs), as measured by the eval stage."""
     by = {r["model"]: r for r in rows}
-    out = []
-    if "student" in by and "student_kd" in by:
-        a, b = by["student"]["nme"], by["student_kd"]["nme"]
-        verdict = "ahead of" if b < a else "behind"
-        out.append(f"Distillation: the distilled student is {verdict} the same student trained without it "
-                   f"(NME {b * 100:.3f}% vs {a * 100:.3f}%, {(b - a) / a * 100:+.1f}% relative).")
-    if "pruned" in by and "student_kd" in by:
-        p, s = by["pruned"], by["student_kd"]
-        out.append(f"Pruning: {p['params'] / s['params'] * 100:.0f}% of the parameters and "
-                   f"{p['macs'] / s['macs'] * 100:.0f}% of the MACs of the distilled student, NME "
-                   f"{(p['nme'] - s['nme']) / s['nme'] * 100:+.1f}% relative, CPU latency "
-                   f"x{s['latency_ms_1t'] / p['latency_ms_1t']:.2f}.")
-    return out
+    lines, body = [], []
+    for c in compare:
+        a, b = by.get(c.baseline), by.get(c.variant)
+        if a is None or b is None:
+            continue
+        rel = (b["nme"] - a["nme"]) / a["nme"] * 100
+        verdict = "better" if rel < 0 else "worse" if rel > 0 else "no change"
+        lines.append(f"{c.what}: {c.variant} {b['nme'] * 100:.3f}% vs {c.baseline} {a['nme'] * 100:.3f}% NME "
+                     f"({rel:+.1f}% relative, {verdict}); {b['params'] / a['params']:.2f}x the parameters, "
+                     f"{b['macs'] / a['macs']:.2f}x the MACs")
+        body.append([c.what, c.baseline, f"{a['nme'] * 100:.3f}", c.variant, f"{b['nme'] * 100:.3f}",
+                     f"{rel:+.1f}%", f"{b['params'] / a['params']:.2f}x", f"{b['macs'] / a['macs']:.2f}x"])
+    # (no latency ratio: one-thread latencies of two identical networks differ by up to 15% on a 2-core machine;
+    # each model's own latency is in the table of every model)
+    head = ["ingredient", "without", "NME (%)", "with", "NME (%)", "NME change", "params", "MACs"]
+    compared = [by[n] for n in dict.fromkeys(n for c in compare for n in (c.baseline, c.variant)) if n in by]
+    if compared:
+        best = min(compared, key=lambda r: r["nme"])
+        lines.insert(0, f"best of the compared models: {best['model']} ({best['nme'] * 100:.3f}% NME, "
+                        f"{best['params'] / 1e6:.2f} M parameters)")
+    return lines, head, body
 
 
 def _img_html(path: Path, alt: str) -> str:
@@ -110,8 +120,23 @@ def _img_html(path: Path, alt: str) -> str:
            f'{html.escape(alt)}</figcaption></figure>'
 
 
-def write_report(run_dir: str | Path, eval_stage: str = "eval", title: str | None = None) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.md`` in ``run_dir`` from its eval stage's summary."""
+SEED_NOTE = ("Each model was trained once (one seed): a difference smaller than the seed-to-seed spread is not "
+             "evidence (train again with seed=N to measure it; BENCHMARKS.md has the spreads measured so far).")
+
+
+def _html_table(head: list[str], body: list[list[str]]) -> str:
+    return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in b) + "</tr>" for b in body) + "</table>"
+
+
+def _md_table(head: list[str], body: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *["| " + " | ".join(b) + " |" for b in body]]
+
+
+def write_report(run_dir: str | Path, eval_stage: str = "eval", title: str | None = None,
+                 compare=()) -> tuple[Path, Path, list[str]]:
+    """Write ``report.html`` and ``report.md`` in ``run_dir`` from its eval stage's summary; ``compare`` (the
+    pipeline's ``Comparison`` pairs) adds what each ingredient bought. Returns both paths and those findings."""
     run_dir = Path(run_dir)
     eval_dir = run_dir / eval_stage
     rows = json.loads((eval_dir / "summary.json").read_text())
@@ -134,19 +159,24 @@ def write_report(run_dir: str | Path, eval_stage: str = "eval", title: str | Non
         figures.append((curves, "Validation NME during training"))
     head, body = _table(rows)
     title = title or f"kdmark report: {run_dir.name}"
-    findings = _findings(rows)
-    md = [f"# {title}", "", *[f"- {f}" for f in findings], "",
-          "| " + " | ".join(head) + " |", "|" + "---|" * len(head), *["| " + " | ".join(b) + " |" for b in body],
-          "", f"{rows[0]['num_images']} evaluation faces; NME normalised by {rows[0]['normaliser']}.", ""]
+    findings, chead, cbody = _comparisons(rows, compare)
+    md = [f"# {title}", ""]
+    if cbody:
+        md += ["## What each ingredient buys", "", *[f"- {f}" for f in findings], "", *_md_table(chead, cbody), "",
+               SEED_NOTE, "", "## Every model", ""]
+    md += [*_md_table(head, body),
+           "", f"{rows[0]['num_images']} evaluation faces; NME normalised by {rows[0]['normaliser']}.", ""]
     md += [f"![{alt}](report_files/{p.name})\n\n{alt}\n" for p, alt in figures]
-    table_html = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in b) + "</tr>" for b in body) + "</table>"
+    table_html = _html_table(head, body)
+    ingredients = (f"<h2>What each ingredient buys</h2><ul>{''.join(f'<li>{html.escape(f)}</li>' for f in findings)}"
+                   f"</ul>{_html_table(chead, cbody)}<p>{html.escape(SEED_NOTE)}</p><h2>Every model</h2>"
+                   if cbody else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>
 body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}img{{max-width:100%}}figure{{margin:1.5em 0}}
 figcaption{{color:#555;font-size:90%}}</style></head><body><h1>{html.escape(title)}</h1>
-<ul>{"".join(f"<li>{html.escape(f)}</li>" for f in findings)}</ul>{table_html}
+{ingredients}{table_html}
 <p>{rows[0]['num_images']} evaluation faces; NME normalised by {html.escape(rows[0]['normaliser'])}.</p>
 {"".join(_img_html(p, alt) for p, alt in figures)}
 <script>window.addEventListener("load", function () {{  /* lets a headless browser check every image decoded */
@@ -156,4 +186,4 @@ figcaption{{color:#555;font-size:90%}}</style></head><body><h1>{html.escape(titl
 }});</script></body></html>"""
     html_path = atomic_write_text(run_dir / "report.html", page)
     md_path = atomic_write_text(run_dir / "report.md", "\n".join(md))
-    return html_path, md_path
+    return html_path, md_path, findings
