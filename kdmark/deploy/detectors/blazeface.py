@@ -88,21 +88,31 @@ def decode(regressors: np.ndarray, logits: np.ndarray, threshold: float,
            size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes (N, 4) [x0, y0, x1, y1], scores (N,) and keypoints (N, 6, 2) in input pixels, for the anchors that
     score at least ``threshold`` (``size``: the input's side)."""
-    x = logits.reshape(-1).astype(np.float64)
+    x = logits.reshape(-1)
     if 0.0 < threshold < 1.0:  # the sigmoid is monotone: only logits near or above logit(threshold) can pass,
-        idx = np.flatnonzero(x >= np.log(threshold / (1.0 - threshold)) - 1e-6)  # scored exactly below
+        idx = np.flatnonzero(x >= _logit(threshold) - 1e-6)  # and those are scored exactly below
     else:
         idx = np.arange(x.size)
-    scores = 1.0 / (1.0 + np.exp(-np.clip(x[idx], -SCORE_CLIP, SCORE_CLIP)))
+    scores = 1.0 / (1.0 + np.exp(-np.clip(x[idx].astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
     keep = scores >= threshold
     idx, scores = idx[keep], scores[keep]
     raw = regressors.reshape(-1, 4 + 2 * NUM_KEYPOINTS)[idx].astype(np.float64)
-    a = anchors(size)[idx].astype(np.float64) * size
-    cx, cy = raw[:, 0] + a[:, 0], raw[:, 1] + a[:, 1]
-    w, h = raw[:, 2], raw[:, 3]
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    a = _anchor_pixels(size)[idx]
+    centre, half = raw[:, :2] + a, raw[:, 2:4] / 2
+    boxes = np.concatenate([centre - half, centre + half], axis=1)
     keypoints = raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + a[:, None, :]
     return boxes, scores, keypoints
+
+
+@lru_cache(maxsize=8)
+def _logit(p: float) -> float:
+    return float(np.log(p / (1.0 - p)))
+
+
+@lru_cache(maxsize=4)
+def _anchor_pixels(size: int) -> np.ndarray:
+    """The anchor centres in input pixels (float64), as decode uses them."""
+    return anchors(size).astype(np.float64) * size
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
@@ -156,9 +166,10 @@ class BlazeFace:
 
     def _pass(self, image: np.ndarray, m: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``run`` as arrays: boxes (N, 4), scores (N,), keypoints (N, 6, 2) in image pixels."""
-        x = warp_image(image, m, size).astype(np.float32) / 127.5 - 1.0
-        regressors, logits = self.session.run(["regressors", "classificators"],
-                                              {self.input_name: x.transpose(2, 0, 1)[None].copy()})
+        x = np.ascontiguousarray(warp_image(image, m, size).transpose(2, 0, 1)[None], dtype=np.float32)
+        x /= 127.5  # RGB scaled to [-1, 1], in place (the same float32 arithmetic as x / 127.5 - 1)
+        x -= 1.0
+        regressors, logits = self.session.run(["regressors", "classificators"], {self.input_name: x})
         s, tx, ty = m[0, 0], m[0, 2], m[1, 2]
         boxes, scores, kps = decode(regressors, logits, self.threshold, size)
         return (boxes - [tx, ty, tx, ty]) / s, scores, (kps - [tx, ty]) / s
