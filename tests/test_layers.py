@@ -99,3 +99,23 @@ def test_the_checker_sees_imports_inside_functions_and_relative_ones(tmp_path):
     source.write_text("import os\n\ndef f():\n    from pkg.b import thing\n    import pkg.c.d\n"
                       "    from .e import g\n")
     assert _imports("pkg.a", source, {"pkg.a", "pkg.b", "pkg.c", "pkg.e"}, root="pkg") == {"pkg.b", "pkg.c", "pkg.e"}
+
+
+def test_landmarks_from_a_photo_with_the_shipped_model_never_import_torch():
+    """Why kdmark.model and the deploy modules import PyTorch inside functions (issue 28: "imports at the top unless
+    a test proves a start-up cost"): the README's first Python lines, the shipped ONNX model on a photo, run without
+    torch, timm or lightning (about 0.3 s to the model against 2-3 s with torch imported)."""
+    import subprocess
+    import sys
+
+    photo = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "afw_1130084326.jpg"
+    if not photo.is_file():
+        pytest.skip("needs ../shared/data/photos")
+    probe = ("import sys, kdmark\n"
+             f"faces = kdmark.Predictor().predict({str(photo)!r})\n"
+             "model = kdmark.load_model('kdmark-68-s')\n"
+             "print('FACES', len(faces), model.backend, 'HEAVY', sorted(m for m in ('torch', 'timm', 'lightning') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    assert "FACES 3 onnx HEAVY []" in out, out[-500:]
