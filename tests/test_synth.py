@@ -107,7 +107,11 @@ def test_default_run_on_synthetic_faces_writes_a_report(tmp_path):
     page = (run / "report.html").read_text()
     assert "data:image/png;base64," in page and "student_kd" in page and "pruned" in page
     md = (run / "report.md").read_text()
-    assert "| model | NME (%)" in md and "Distillation: the distilled student is" in md
+    assert "| model | NME (%)" in md and md.index("## What each ingredient buys") < md.index("## Every model")
+    for row in ("| distillation, student from scratch | student |", "| distillation, teacher pruned to the student's "
+                "size | pruned |", "| the teacher's weights (pruned teacher vs scratch, no distillation) | student |"):
+        assert row in md, row
+    assert "best of the compared models: " in md
     assert (run / "report_files" / "ced.png").is_file() and (run / "report_files" / "subsets.png").is_file()
     _renders_in_chromium(run / "report.html", page.count("<img "))
 
