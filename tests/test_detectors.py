@@ -55,8 +55,9 @@ def test_decode_keeps_exactly_the_anchors_at_or_above_the_threshold():
     rng = np.random.default_rng(0)
     reg = rng.normal(0, 5, (1, 896, 16)).astype(np.float32)
     logits = rng.normal(0, 3, (1, 896, 1)).astype(np.float32)
-    logits[0, :3, 0] = [0.0, np.float32(np.log(0.7 / 0.3)), 150.0]  # on the edge for 0.5 and 0.7; clipped
-    for threshold in (0.0, 0.3, 0.5, 0.7, 0.95, 1.0):
+    edges = [np.log(t / (1 - t)) for t in (0.7, 1e-6, 1 - 1e-6)]  # logits on the edge of these thresholds
+    logits[0, :6, 0] = [0.0, 150.0, *edges, np.nextafter(np.float32(edges[2]), np.float32(0))]  # 0.5's edge; clipped
+    for threshold in (0.0, 1e-6, 0.3, 0.5, 0.7, 0.95, 1 - 1e-6, 1.0):
         scores_all = 1 / (1 + np.exp(-np.clip(logits.reshape(-1).astype(np.float64), -100, 100)))
         want = np.flatnonzero(scores_all >= threshold)
         boxes, scores, kps = bf.decode(reg, logits, threshold)

@@ -89,8 +89,8 @@ def decode(regressors: np.ndarray, logits: np.ndarray, threshold: float,
     """Boxes (N, 4) [x0, y0, x1, y1], scores (N,) and keypoints (N, 6, 2) in input pixels, for the anchors that
     score at least ``threshold`` (``size``: the input's side)."""
     x = logits.reshape(-1)
-    if 0.0 < threshold < 1.0:  # the sigmoid is monotone: only logits near or above logit(threshold) can pass,
-        idx = np.flatnonzero(x >= _logit(threshold) - 1e-6)  # and those are scored exactly below
+    if 0.0 < threshold < 1.0:  # the sigmoid is monotone: only logits at or above logit(threshold) can pass (_logit
+        idx = np.flatnonzero(x >= _logit(threshold))  # keeps a margin below it); the exact score decides below
     else:
         idx = np.arange(x.size)
     scores = 1.0 / (1.0 + np.exp(-np.clip(x[idx].astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
@@ -106,7 +106,10 @@ def decode(regressors: np.ndarray, logits: np.ndarray, threshold: float,
 
 @lru_cache(maxsize=8)
 def _logit(p: float) -> float:
-    return float(np.log(p / (1.0 - p)))
+    """logit(p), lowered by a margin of 1e-6 relative (logits are float32: ~1.2e-7 relative apart), so that the
+    prefilter never drops a logit whose exact score reaches p."""
+    z = float(np.log(p / (1.0 - p)))
+    return z - 1e-6 * max(1.0, abs(z))
 
 
 @lru_cache(maxsize=4)
