@@ -93,8 +93,9 @@ class Teacher(nn.Module):
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.size, self.student_size, self.heatmap_size = model.info.input_size, student_size, heatmap_size
-        self.num_points = model.info.num_points
+        info = model.info  # the card, checked once
+        self.size, self.student_size, self.heatmap_size = info.input_size, student_size, heatmap_size
+        self.num_points = info.num_points
 
     def train(self, mode: bool = True) -> Teacher:  # noqa: ARG002 - a teacher never leaves eval mode
         return super().train(False)
